@@ -1,0 +1,97 @@
+"""Errors raised by memory_core.
+
+Every error carries a stable ``code`` (the server puts it first in the tool error
+message) and a sentence a model can act on. Nothing here ever contains a storage
+key name, a path or a traceback.
+"""
+
+from __future__ import annotations
+
+
+class WorkingMemoryError(Exception):
+    """Root of every error memory_core raises on purpose."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidKeyError(WorkingMemoryError):
+    """A key is empty, too long, not a string or contains control characters."""
+
+    code = "INVALID_KEY"
+
+
+class InvalidValueError(WorkingMemoryError):
+    """A value is not a JSON value (object, array, string, number, bool, null)."""
+
+    code = "INVALID_VALUE"
+
+
+class InvalidArgumentError(WorkingMemoryError):
+    """Any other argument is out of range or of the wrong type."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class LimitExceededError(WorkingMemoryError):
+    """A configured limit would be exceeded; nothing was changed."""
+
+    code = "LIMIT_EXCEEDED"
+
+    def __init__(self, limit: str, maximum: int, current: int, hint: str) -> None:
+        super().__init__(f"limit {limit} is {maximum} and this session is at {current}; {hint}")
+        self.limit = limit
+        self.maximum = maximum
+        self.current = current
+
+
+class ValueTooLargeError(LimitExceededError):
+    """A single value or scratchpad entry is larger than allowed."""
+
+    code = "VALUE_TOO_LARGE"
+
+    def __init__(self, limit: str, maximum: int, size: int, hint: str) -> None:
+        WorkingMemoryError.__init__(
+            self, f"{limit} is {maximum} bytes but this one is {size} bytes; {hint}"
+        )
+        self.limit = limit
+        self.maximum = maximum
+        self.current = size
+
+
+class NotFoundError(WorkingMemoryError):
+    """A checkpoint (or other named thing) does not exist or is not yours."""
+
+    code = "NOT_FOUND"
+
+
+class SessionNotFoundError(WorkingMemoryError):
+    """The session does not exist, has expired, or belongs to another principal."""
+
+    code = "SESSION_NOT_FOUND"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "this session does not exist or has expired; open a new one with "
+            "session_open (or reconnect) and restore a checkpoint if you have one"
+        )
+
+
+class StorageUnavailableError(WorkingMemoryError):
+    """The storage backend cannot serve the request right now."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "the memory store is temporarily unavailable; nothing was changed, "
+            "retry in a few seconds"
+        )

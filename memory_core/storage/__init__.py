@@ -1,0 +1,1 @@
+"""Storage backends: one contract (base.Backend), chosen by URL (factory.backend_from_url)."""

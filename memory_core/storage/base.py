@@ -1,0 +1,168 @@
+"""The backend contract.
+
+A backend stores sessions. Every method is one atomic step: on Redis one script
+(one round trip), in memory one synchronous block with no await inside. Units:
+
+* times and TTLs are integer **milliseconds**; a TTL of ``None`` means "lives as long
+  as the session"; a returned remaining TTL is always > 0;
+* values arrive already serialized (JSON text, see ``memory_core.codec``) and sizes
+  are UTF-8 bytes of that text; keys arrive already validated;
+* a session is addressed by a ``SessionRef``: its id and the principal using it. A
+  session that does not exist, has expired, or belongs to another principal raises
+  ``SessionNotFoundError`` -- the three are indistinguishable on purpose;
+* every successful call refreshes the session's idle lease;
+* a limit that would be exceeded raises ``LimitExceededError``/``ValueTooLargeError``
+  and changes nothing;
+* a backend that cannot reach its storage raises ``StorageUnavailableError``
+  (driver errors are wrapped, never leaked).
+
+Checkpoint snapshots have one JSON shape on every backend (see ``Snapshot``), so a
+checkpoint can move between backends (the fallback mirror relies on this).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from memory_core.config import StoreConfig
+from memory_core.models import CheckpointInfo, Health, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    session_id: str
+    principal: str
+
+
+@dataclass(slots=True)
+class StoredCheckpoint:
+    checkpoint_id: str
+    created_ms: int
+    expires_in_ms: int
+    blob: str  # JSON: see Snapshot
+
+
+@dataclass(slots=True)
+class SessionState:
+    """Everything a backend holds for one session: used to copy sessions between
+    backends (fallback mirror load and write-back)."""
+
+    session_id: str
+    principal: str
+    lease_ms: int
+    expires_in_ms: int
+    variables: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    task: str | None = None
+    scratchpad: list[str] = field(default_factory=list)
+    checkpoints: list[StoredCheckpoint] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """Storage for sessions. Implementations: memory, redis, fallback."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self.limits = config.limits
+
+    # lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect / start background work. Never raises for an unreachable store
+        in fallback mode."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and stop background work."""
+
+    @abstractmethod
+    async def health(self) -> Health: ...
+
+    # sessions ----------------------------------------------------------------
+    @abstractmethod
+    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
+        """Create an empty session owned by ``ref.principal``."""
+
+    @abstractmethod
+    async def touch(self, ref: SessionRef) -> int:
+        """Refresh the lease; return ms until the session expires."""
+
+    @abstractmethod
+    async def close_session(self, ref: SessionRef) -> bool:
+        """Remove the session's live state (variables, task state, scratchpad)
+        atomically. Checkpoints stay for the retention period. False if it was
+        already gone."""
+
+    @abstractmethod
+    async def usage(self, ref: SessionRef) -> Usage: ...
+
+    # variables ---------------------------------------------------------------
+    @abstractmethod
+    async def set(self, ref: SessionRef, key: str, value: str, ttl_ms: int | None) -> None: ...
+
+    @abstractmethod
+    async def get(self, ref: SessionRef, key: str) -> tuple[str, int | None] | None:
+        """(value, remaining ttl ms or None), or None when absent or expired."""
+
+    @abstractmethod
+    async def delete(self, ref: SessionRef, key: str) -> bool: ...
+
+    @abstractmethod
+    async def exists(self, ref: SessionRef, key: str) -> bool: ...
+
+    @abstractmethod
+    async def keys(self, ref: SessionRef) -> list[str]:
+        """Every live key, sorted."""
+
+    @abstractmethod
+    async def items(self, ref: SessionRef) -> dict[str, tuple[str, int | None]]: ...
+
+    @abstractmethod
+    async def clear(self, ref: SessionRef) -> int:
+        """Delete every variable; return how many live ones there were."""
+
+    # task state and scratchpad -------------------------------------------------
+    @abstractmethod
+    async def set_task(self, ref: SessionRef, task: str) -> None: ...
+
+    @abstractmethod
+    async def get_task(self, ref: SessionRef) -> str | None: ...
+
+    @abstractmethod
+    async def append_scratchpad(self, ref: SessionRef, entry: str) -> int:
+        """Append; return the number of entries after the append."""
+
+    @abstractmethod
+    async def get_scratchpad(
+        self, ref: SessionRef, start: int = 0, count: int | None = None
+    ) -> tuple[list[str], int]:
+        """Entries ``start .. start+count`` (oldest first) and the total count."""
+
+    # checkpoints ---------------------------------------------------------------
+    @abstractmethod
+    async def create_checkpoint(
+        self, ref: SessionRef, checkpoint_id: str, label: str | None
+    ) -> tuple[CheckpointInfo, list[str]]:
+        """Snapshot the session; return its info and the ids of checkpoints
+        evicted to stay within ``max_checkpoints`` (oldest first)."""
+
+    @abstractmethod
+    async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
+        """Replace the session's live state with the snapshot, atomically.
+
+        The checkpoint must belong to this session, or to an ended session of the
+        same principal. Anything else raises ``NotFoundError``."""
+
+    @abstractmethod
+    async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
+        """This session's checkpoints, oldest first."""
+
+    @abstractmethod
+    async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool: ...
+
+    # copying whole sessions (fallback mirror) -----------------------------------
+    @abstractmethod
+    async def export_session(self, session_id: str) -> SessionState | None: ...
+
+    @abstractmethod
+    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+        """Write ``state`` as the whole session, replacing what is there (or only
+        when the session does not exist). True if written."""

@@ -1,0 +1,5 @@
+-- ARGV: principal. Removes live state; checkpoints (cpm + blobs) keep their retention TTL.
+local s = session(ARGV[1])
+if not s then return 0 end
+redis.call('DEL', META, VARS, EXP, PAD)
+return 1

@@ -1,0 +1,43 @@
+-- ARGV: principal, checkpoint id, label ('' = none), checkpoint key base, max checkpoints,
+--       retention ms, session id -> {created ms, size, evicted id...}
+local s = session(ARGV[1])
+if not s then return redis.error_reply(NO_SESSION) end
+local now = now_ms()
+purge(now)
+refresh(s.lease)
+local base, retention, max = ARGV[4], tonumber(ARGV[6]), tonumber(ARGV[5])
+local all = redis.call('HGETALL', VARS)
+local ttls = {}
+local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')
+for i = 1, #z, 2 do ttls[z[i]] = tonumber(z[i + 1]) - now end
+local vars = {}
+for i = 1, #all, 2 do vars[#vars + 1] = {all[i], all[i + 1], ttls[all[i]] or -1} end
+local blob = cjson.encode({
+  s = ARGV[7], p = ARGV[1], l = ARGV[3], c = now, v = vars,
+  t = redis.call('HGET', META, 't') or '', x = redis.call('LRANGE', PAD, 0, -1),
+})
+redis.call('SET', base .. ARGV[2], blob, 'PX', retention)
+redis.call('HSET', CPM, ARGV[2], now .. '|' .. #blob .. '|' .. ARGV[3])
+redis.call('PEXPIRE', CPM, retention)
+local out = {now, #blob}
+local n = redis.call('HLEN', CPM)
+if n > max then
+  local entries = redis.call('HGETALL', CPM)
+  local list = {}
+  for i = 1, #entries, 2 do
+    local created = tonumber(string.match(entries[i + 1], '^(%d+)|'))
+    list[#list + 1] = {created, entries[i]}
+  end
+  table.sort(list, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  for i = 1, n - max do
+    local id = list[i][2]
+    if id ~= ARGV[2] then
+      redis.call('HDEL', CPM, id)
+      if redis.call('DEL', base .. id) == 1 then out[#out + 1] = id end
+    end
+  end
+end
+return out

@@ -1,0 +1,30 @@
+-- ARGV: checkpoint key base -> nil, or
+-- {{principal, lease, pttl, task}, {k, v, ttl, ...}, {entries...}, {id, created, pttl, blob, ...}}
+local m = redis.call('HMGET', META, 'p', 'l', 't')
+if not m[1] then return nil end
+local now = now_ms()
+purge(now)
+local all = redis.call('HGETALL', VARS)
+local ttls = {}
+local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')
+for i = 1, #z, 2 do ttls[z[i]] = tonumber(z[i + 1]) - now end
+local vars = {}
+for i = 1, #all, 2 do
+  vars[#vars + 1] = all[i]
+  vars[#vars + 1] = all[i + 1]
+  vars[#vars + 1] = ttls[all[i]] or -1
+end
+local cps = {}
+local entries = redis.call('HGETALL', CPM)
+for i = 1, #entries, 2 do
+  local key = ARGV[1] .. entries[i]
+  local blob = redis.call('GET', key)
+  if blob then
+    cps[#cps + 1] = entries[i]
+    cps[#cps + 1] = string.match(entries[i + 1], '^(%d+)|')
+    cps[#cps + 1] = redis.call('PTTL', key)
+    cps[#cps + 1] = blob
+  end
+end
+return {{m[1], m[2], redis.call('PTTL', META), m[3] or ''}, vars,
+        redis.call('LRANGE', PAD, 0, -1), cps}

@@ -1,0 +1,6 @@
+-- ARGV: principal -> live keys (unsorted)
+local s = session(ARGV[1])
+if not s then return redis.error_reply(NO_SESSION) end
+purge(now_ms())
+refresh(s.lease)
+return redis.call('HKEYS', VARS)

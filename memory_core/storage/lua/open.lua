@@ -1,0 +1,5 @@
+-- ARGV: principal, lease_ms
+redis.call('DEL', VARS, EXP, PAD)
+redis.call('HSET', META, 'p', ARGV[1], 'l', ARGV[2], 'b', 0)
+redis.call('PEXPIRE', META, tonumber(ARGV[2]))
+return 1

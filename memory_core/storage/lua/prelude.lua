@@ -1,0 +1,66 @@
+-- Shared by every session script (prepended by the Python side).
+-- KEYS: 1 meta (hash: p principal, l lease ms, b bytes, t task json),
+--       2 vars (hash key -> value json), 3 exp (zset key -> expiry ms),
+--       4 pad (list of scratchpad entries), 5 cpm (hash checkpoint id -> "created|size|label")
+-- Every key but cpm and checkpoint blobs carries the session lease as its TTL.
+local META, VARS, EXP, PAD, CPM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Load the session or fail: a missing session and another principal's session look the same.
+local function session(principal)
+  local m = redis.call('HMGET', META, 'p', 'l', 'b')
+  if not m[1] or m[1] ~= principal then
+    return nil
+  end
+  return {lease = tonumber(m[2]), bytes = tonumber(m[3]) or 0}
+end
+
+local function refresh(lease)
+  redis.call('PEXPIRE', META, lease)
+  redis.call('PEXPIRE', VARS, lease)
+  redis.call('PEXPIRE', EXP, lease)
+  redis.call('PEXPIRE', PAD, lease)
+end
+
+local function hdel_all(key, fields)
+  for i = 1, #fields, 500 do
+    redis.call('HDEL', key, unpack(fields, i, math.min(i + 499, #fields)))
+  end
+end
+
+-- Drop every expired variable; returns the bytes freed (already subtracted from meta b).
+local function purge(now)
+  local dead = redis.call('ZRANGEBYSCORE', EXP, '-inf', now)
+  if #dead == 0 then return 0 end
+  local freed = 0
+  for _, k in ipairs(dead) do
+    local v = redis.call('HGET', VARS, k)
+    if v then freed = freed + #k + #v end
+  end
+  hdel_all(VARS, dead)
+  redis.call('ZREMRANGEBYSCORE', EXP, '-inf', now)
+  if freed > 0 then redis.call('HINCRBY', META, 'b', -freed) end
+  return freed
+end
+
+-- Is one key expired? If so remove it now (lazy reclaim) and return true.
+local function expire_one(key, now)
+  local at = redis.call('ZSCORE', EXP, key)
+  if at and tonumber(at) <= now then
+    local v = redis.call('HGET', VARS, key)
+    redis.call('HDEL', VARS, key)
+    redis.call('ZREM', EXP, key)
+    if v then redis.call('HINCRBY', META, 'b', -(#key + #v)) end
+    return true
+  end
+  return false
+end
+
+local NO_SESSION = 'WM_NOSESSION'
+local function limit(name, max, current)
+  return redis.error_reply('WM_LIMIT ' .. name .. ' ' .. max .. ' ' .. current)
+end

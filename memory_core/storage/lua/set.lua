@@ -1,0 +1,30 @@
+-- ARGV: principal, key, value, ttl_ms ('' = none), max_keys, max_session_bytes
+local s = session(ARGV[1])
+if not s then return redis.error_reply(NO_SESSION) end
+local now = now_ms()
+local bytes = s.bytes - purge(now)
+local key, value = ARGV[2], ARGV[3]
+local old = redis.call('HGET', VARS, key)
+local new_bytes = bytes + #key + #value
+if old then
+  new_bytes = new_bytes - #key - #old
+else
+  local n = redis.call('HLEN', VARS)
+  if n >= tonumber(ARGV[5]) then
+    refresh(s.lease)
+    return limit('max_keys', ARGV[5], n)
+  end
+end
+if new_bytes > tonumber(ARGV[6]) then
+  refresh(s.lease)
+  return limit('max_session_bytes', ARGV[6], bytes)
+end
+redis.call('HSET', VARS, key, value)
+if ARGV[4] ~= '' then
+  redis.call('ZADD', EXP, now + tonumber(ARGV[4]), key)
+elseif old then
+  redis.call('ZREM', EXP, key)
+end
+redis.call('HSET', META, 'b', new_bytes)
+refresh(s.lease)
+return 1

@@ -1,0 +1,12 @@
+-- ARGV: principal, task json, max_session_bytes
+local s = session(ARGV[1])
+if not s then return redis.error_reply(NO_SESSION) end
+local bytes = s.bytes - purge(now_ms())
+local old = redis.call('HGET', META, 't')
+local new_bytes = bytes + #ARGV[2] - (old and #old or 0)
+refresh(s.lease)
+if new_bytes > tonumber(ARGV[3]) then
+  return limit('max_session_bytes', ARGV[3], bytes)
+end
+redis.call('HSET', META, 't', ARGV[2], 'b', new_bytes)
+return 1

@@ -1,0 +1,352 @@
+"""Redis backend: every operation is one Lua script (EVALSHA), one round trip.
+
+Scripts live in ``lua/`` beside this file; each is the shared ``prelude.lua`` plus
+its body. redis-py's ``Script`` sends EVALSHA and reloads the script on NOSCRIPT
+(after a Redis restart or SCRIPT FLUSH). Time comes from Redis (``TIME``), so every
+process sharing one Redis agrees on expiry. Driver errors are wrapped into
+``StorageUnavailableError`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError, ResponseError
+
+from memory_core.config import StoreConfig
+from memory_core.errors import (
+    LimitExceededError,
+    NotFoundError,
+    SessionNotFoundError,
+    StorageUnavailableError,
+    ValueTooLargeError,
+)
+from memory_core.keys import checkpoint_session
+from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
+from memory_core.storage.base import Backend, SessionRef, SessionState, StoredCheckpoint
+from memory_core.storage.layout import KeyLayout
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NOT_FOUND = (
+    "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
+)
+_HINTS = {
+    "max_keys": "delete keys you no longer need or clear the memory",
+    "max_session_bytes": "delete keys or scratchpad content you no longer need",
+    "max_scratchpad_entries": "summarize what you need into a variable; the scratchpad is full",
+}
+_SESSION_SCRIPTS = (
+    "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "clear",
+    "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
+    "cp_list", "cp_delete", "export", "import",
+)  # fmt: skip
+
+
+def _source(name: str) -> str:
+    return resources.files("memory_core.storage").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _ttl(raw: Any) -> int | None:
+    value = int(raw)
+    return None if value < 0 else value
+
+
+def _translate(exc: ResponseError) -> Exception:
+    text = str(exc)
+    if text.startswith("WM_NOSESSION"):
+        return SessionNotFoundError()
+    if text.startswith("WM_NOTFOUND"):
+        return NotFoundError(CHECKPOINT_NOT_FOUND)
+    if text.startswith("WM_LIMIT"):
+        _, name, maximum, current = text.split()[:4]
+        return LimitExceededError(name, int(maximum), int(current), _HINTS.get(name, ""))
+    log.error("unexpected Redis error reply: %s", text)
+    return StorageUnavailableError()
+
+
+class RedisBackend(Backend):
+    mode = "redis"
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        url: str,
+        *,
+        connect_timeout: float = 0.25,
+        command_timeout: float = 0.5,
+        max_connections: int = 64,
+        pool_timeout: float = 2.0,
+        client: aioredis.Redis | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.layout = KeyLayout(config.key_prefix)
+        if client is None:
+            # A blocking pool queues callers when all connections are busy (the plain
+            # async pool raises instead); the wait is bounded by pool_timeout.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=connect_timeout,
+                socket_timeout=command_timeout,
+                max_connections=max_connections,
+                timeout=pool_timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+            )
+            client = aioredis.Redis(connection_pool=pool)
+        self.client: aioredis.Redis = client
+        prelude = _source("prelude")
+        self._scripts: dict[str, AsyncScript] = {
+            name: self.client.register_script(prelude + "\n" + _source(name))
+            for name in _SESSION_SCRIPTS
+        }
+        self._cp_read = self.client.register_script(_source("cp_read"))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def health(self) -> Health:
+        ok = await self.ping()
+        return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
+
+    async def _run(self, name: str, session_id: str, *args: Any) -> Any:
+        try:
+            return await self._scripts[name](self.layout.session_keys(session_id), list(args))
+        except ResponseError as exc:
+            raise _translate(exc) from exc
+        except (RedisError, OSError) as exc:
+            raise StorageUnavailableError() from exc
+
+    # sessions --------------------------------------------------------------------
+    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
+        await self._run("open", ref.session_id, ref.principal, lease_ms)
+
+    async def touch(self, ref: SessionRef) -> int:
+        return int(await self._run("touch", ref.session_id, ref.principal))
+
+    async def close_session(self, ref: SessionRef) -> bool:
+        return bool(await self._run("close", ref.session_id, ref.principal))
+
+    async def usage(self, ref: SessionRef) -> Usage:
+        keys, size, pad, cps, lease = await self._run("usage", ref.session_id, ref.principal)
+        return Usage(
+            keys=int(keys),
+            bytes=int(size),
+            scratchpad_entries=int(pad),
+            checkpoints=int(cps),
+            lease_seconds=int(lease) // 1000,
+            expires_in_ms=int(lease),
+        )
+
+    # variables -------------------------------------------------------------------
+    async def set(self, ref: SessionRef, key: str, value: str, ttl_ms: int | None) -> None:
+        self._check_value(value)
+        limits = self.limits
+        await self._run(
+            "set", ref.session_id, ref.principal, key, value,
+            "" if ttl_ms is None else ttl_ms, limits.max_keys, limits.max_session_bytes,
+        )  # fmt: skip
+
+    def _check_value(self, value: str) -> None:
+        size = len(value.encode("utf-8"))
+        if size > self.limits.max_value_bytes:
+            raise ValueTooLargeError(
+                "max_value_bytes", self.limits.max_value_bytes, size,
+                "store a smaller value or split it across several keys",
+            )  # fmt: skip
+
+    async def get(self, ref: SessionRef, key: str) -> tuple[str, int | None] | None:
+        found = await self._run("get", ref.session_id, ref.principal, key)
+        if found is None:
+            return None
+        return found[0], _ttl(found[1])
+
+    async def delete(self, ref: SessionRef, key: str) -> bool:
+        return bool(await self._run("delete", ref.session_id, ref.principal, key))
+
+    async def exists(self, ref: SessionRef, key: str) -> bool:
+        return bool(await self._run("exists", ref.session_id, ref.principal, key))
+
+    async def keys(self, ref: SessionRef) -> list[str]:
+        return sorted(await self._run("keys", ref.session_id, ref.principal))
+
+    async def items(self, ref: SessionRef) -> dict[str, tuple[str, int | None]]:
+        flat = await self._run("items", ref.session_id, ref.principal)
+        triples = sorted((flat[i], flat[i + 1], _ttl(flat[i + 2])) for i in range(0, len(flat), 3))
+        return {k: (v, t) for k, v, t in triples}
+
+    async def clear(self, ref: SessionRef) -> int:
+        return int(await self._run("clear", ref.session_id, ref.principal))
+
+    # task state and scratchpad -----------------------------------------------------
+    async def set_task(self, ref: SessionRef, task: str) -> None:
+        size = len(task.encode("utf-8"))
+        if size > self.limits.max_task_state_bytes:
+            raise ValueTooLargeError(
+                "max_task_state_bytes", self.limits.max_task_state_bytes, size,
+                "keep the description and metadata shorter",
+            )  # fmt: skip
+        await self._run(
+            "set_task", ref.session_id, ref.principal, task, self.limits.max_session_bytes
+        )
+
+    async def get_task(self, ref: SessionRef) -> str | None:
+        result = await self._run("get_task", ref.session_id, ref.principal)
+        return None if result is None else str(result)
+
+    async def append_scratchpad(self, ref: SessionRef, entry: str) -> int:
+        size = len(entry.encode("utf-8"))
+        limits = self.limits
+        if size > limits.max_scratchpad_entry_bytes:
+            raise ValueTooLargeError(
+                "max_scratchpad_entry_bytes", limits.max_scratchpad_entry_bytes, size,
+                "write a shorter entry or split it into several",
+            )  # fmt: skip
+        return int(
+            await self._run(
+                "append_pad",
+                ref.session_id,
+                ref.principal,
+                entry,
+                limits.max_scratchpad_entries,
+                limits.max_session_bytes,
+            )
+        )
+
+    async def get_scratchpad(
+        self, ref: SessionRef, start: int = 0, count: int | None = None
+    ) -> tuple[list[str], int]:
+        stop = -1 if count is None else start + count - 1
+        result = await self._run("get_pad", ref.session_id, ref.principal, start, stop)
+        return list(result[1:]), int(result[0])
+
+    # checkpoints -------------------------------------------------------------------
+    async def create_checkpoint(
+        self, ref: SessionRef, checkpoint_id: str, label: str | None
+    ) -> tuple[CheckpointInfo, list[str]]:
+        sid = ref.session_id
+        result = await self._run(
+            "cp_create", sid, ref.principal, checkpoint_id, label or "",
+            self.layout.checkpoint_base(sid), self.limits.max_checkpoints,
+            self.config.checkpoint_retention_seconds * 1000, sid,
+        )  # fmt: skip
+        info = CheckpointInfo(
+            checkpoint_id=checkpoint_id,
+            label=label or None,
+            created_at=ms_to_datetime(int(result[0])),
+            size=int(result[1]),
+        )
+        return info, [str(x) for x in result[2:]]
+
+    async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
+        owner = checkpoint_session(checkpoint_id)
+        sid = ref.session_id
+        blob = ""
+        if owner != sid:
+            # Recovery from an ended session of the same principal: read the immutable
+            # snapshot under the owner's hash tag, then apply it in this session's slot.
+            try:
+                found = await self._cp_read(
+                    [self.layout.meta(owner), self.layout.checkpoint(owner, checkpoint_id)],
+                    [ref.principal],
+                )
+            except ResponseError as exc:
+                raise _translate(exc) from exc
+            except (RedisError, OSError) as exc:
+                raise StorageUnavailableError() from exc
+            if found is None:
+                await self.touch(ref)  # a missing session wins over a missing checkpoint
+                raise NotFoundError(CHECKPOINT_NOT_FOUND)
+            blob = str(found)
+        await self._run(
+            "cp_restore", sid, ref.principal, checkpoint_id, self.layout.checkpoint_base(sid), blob
+        )
+
+    async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
+        sid = ref.session_id
+        flat = await self._run("cp_list", sid, ref.principal, self.layout.checkpoint_base(sid))
+        out = []
+        for i in range(0, len(flat), 2):
+            created, size, label = str(flat[i + 1]).split("|", 2)
+            out.append(
+                CheckpointInfo(
+                    checkpoint_id=flat[i],
+                    label=label or None,
+                    created_at=ms_to_datetime(int(created)),
+                    size=int(size),
+                )
+            )
+        out.sort(key=lambda c: (c.created_at, c.checkpoint_id))
+        return out
+
+    async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
+        sid = ref.session_id
+        try:
+            if checkpoint_session(checkpoint_id) != sid:
+                await self.touch(ref)
+                return False
+        except NotFoundError:
+            await self.touch(ref)
+            return False
+        return bool(
+            await self._run(
+                "cp_delete", sid, ref.principal, checkpoint_id, self.layout.checkpoint_base(sid)
+            )
+        )
+
+    # copying whole sessions ----------------------------------------------------------
+    async def export_session(self, session_id: str) -> SessionState | None:
+        result = await self._run("export", session_id, self.layout.checkpoint_base(session_id))
+        if result is None:
+            return None
+        (principal, lease, pttl, task), flat_vars, pad, flat_cps = result
+        return SessionState(
+            session_id=session_id,
+            principal=str(principal),
+            lease_ms=int(lease),
+            expires_in_ms=max(1, int(pttl)),
+            variables={
+                flat_vars[i]: (flat_vars[i + 1], _ttl(flat_vars[i + 2]))
+                for i in range(0, len(flat_vars), 3)
+            },
+            task=str(task) or None,
+            scratchpad=[str(e) for e in pad],
+            checkpoints=[
+                StoredCheckpoint(
+                    checkpoint_id=str(flat_cps[i]),
+                    created_ms=int(flat_cps[i + 1]),
+                    expires_in_ms=int(flat_cps[i + 2]),
+                    blob=str(flat_cps[i + 3]),
+                )
+                for i in range(0, len(flat_cps), 4)
+            ],
+        )
+
+    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+        sid = state.session_id
+        args: list[Any] = [
+            "1" if only_if_missing else "0", state.principal, state.lease_ms,
+            max(1, state.expires_in_ms), state.task or "", self.layout.checkpoint_base(sid),
+            len(state.variables),
+        ]  # fmt: skip
+        for key, (value, ttl) in state.variables.items():
+            args += [key, value, -1 if ttl is None else ttl]
+        args.append(len(state.scratchpad))
+        args += state.scratchpad
+        args.append(len(state.checkpoints))
+        for cp in state.checkpoints:
+            args += [cp.checkpoint_id, cp.created_ms, cp.expires_in_ms, cp.blob]
+        return bool(await self._run("import", sid, *args))

@@ -1,0 +1,181 @@
+"""WorkingMemory: one session's view of the store. Cheap to construct."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from memory_core import codec
+from memory_core.errors import InvalidArgumentError
+from memory_core.keys import (
+    _has_control_char,
+    checkpoint_session,
+    glob_match,
+    new_checkpoint_id,
+    validate_key,
+    validate_pattern,
+)
+from memory_core.models import CheckpointInfo, CreatedCheckpoint, Entry, TaskState, Usage
+from memory_core.storage.base import SessionRef
+
+if TYPE_CHECKING:
+    from memory_core.sessions import SessionStore
+
+MAX_LABEL_LENGTH = 256
+
+
+class WorkingMemory:
+    """Variables with TTL, task state, scratchpad and checkpoints of one session.
+
+    Every method validates its arguments first (raising a ``WorkingMemoryError``
+    subclass and changing nothing), then performs one atomic backend operation
+    that also refreshes the session's idle lease.
+    """
+
+    def __init__(self, store: SessionStore, session_id: str, principal: str) -> None:
+        self._store = store
+        self._backend = store.backend
+        self._limits = store.config.limits
+        self.ref = SessionRef(session_id, principal)
+
+    @property
+    def session_id(self) -> str:
+        return self.ref.session_id
+
+    # variables -------------------------------------------------------------------
+    def _ttl_ms(self, ttl_seconds: object) -> int | None:
+        if ttl_seconds is None:
+            return None
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)):
+            raise InvalidArgumentError("ttl_seconds must be a positive number of seconds or null")
+        if not ttl_seconds > 0:
+            raise InvalidArgumentError(
+                "ttl_seconds must be greater than 0; omit it to keep the key for the session"
+            )
+        if ttl_seconds > self._limits.max_ttl_seconds:
+            raise InvalidArgumentError(
+                f"ttl_seconds must be at most {self._limits.max_ttl_seconds}; "
+                "omit it to keep the key as long as the session lives"
+            )
+        return max(1, round(ttl_seconds * 1000))
+
+    async def set(self, key: str, value: Any, ttl_seconds: float | None = None) -> None:
+        """Store ``value`` (any JSON value) under ``key``, replacing any previous one."""
+        validate_key(key, self._limits.max_key_length)
+        ttl_ms = self._ttl_ms(ttl_seconds)
+        text = codec.encode(value)
+        await self._backend.set(self.ref, key, text, ttl_ms)
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        entry = await self.get_entry(key)
+        return default if entry is None else entry.value
+
+    async def get_entry(self, key: str) -> Entry | None:
+        """The value and remaining TTL of ``key``, or None if absent or expired."""
+        validate_key(key, self._limits.max_key_length)
+        found = await self._backend.get(self.ref, key)
+        if found is None:
+            return None
+        return Entry(value=codec.decode(found[0]), ttl_ms=found[1])
+
+    async def delete(self, key: str) -> bool:
+        validate_key(key, self._limits.max_key_length)
+        return await self._backend.delete(self.ref, key)
+
+    async def exists(self, key: str) -> bool:
+        validate_key(key, self._limits.max_key_length)
+        return await self._backend.exists(self.ref, key)
+
+    async def list_keys(self, pattern: str = "*") -> list[str]:
+        """Live keys of this session matching the glob ``pattern``, sorted."""
+        validate_pattern(pattern)
+        return [k for k in await self._backend.keys(self.ref) if glob_match(pattern, k)]
+
+    async def get_all(self, pattern: str = "*") -> dict[str, Any]:
+        return {k: e.value for k, e in (await self.get_entries(pattern)).items()}
+
+    async def get_entries(self, pattern: str = "*") -> dict[str, Entry]:
+        """Live variables matching ``pattern`` with their remaining TTLs, sorted by key."""
+        validate_pattern(pattern)
+        return {
+            k: Entry(value=codec.decode(v), ttl_ms=ttl)
+            for k, (v, ttl) in (await self._backend.items(self.ref)).items()
+            if glob_match(pattern, k)
+        }
+
+    async def clear(self) -> int:
+        """Delete every variable (task state and scratchpad stay); return how many."""
+        return await self._backend.clear(self.ref)
+
+    # task state --------------------------------------------------------------------
+    async def set_task_state(self, state: TaskState) -> TaskState:
+        """Replace the task state; ``updated_at`` is set here. Returns what was stored."""
+        if not isinstance(state, TaskState):
+            raise InvalidArgumentError("state must be a TaskState")
+        stored = state.model_copy(update={"updated_at": self._store.now()})
+        codec.encode(stored.metadata)  # rejects non-JSON metadata with a clear error
+        await self._backend.set_task(self.ref, stored.model_dump_json())
+        return stored
+
+    async def get_task_state(self) -> TaskState | None:
+        text = await self._backend.get_task(self.ref)
+        return None if text is None else TaskState.model_validate_json(text)
+
+    # scratchpad --------------------------------------------------------------------
+    async def append_scratchpad(self, content: str) -> int:
+        """Append one entry; return the number of entries after the append."""
+        if not isinstance(content, str):
+            raise InvalidArgumentError("content must be a string")
+        if not content:
+            raise InvalidArgumentError("content must not be empty")
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError("content contains invalid unicode") from exc
+        return await self._backend.append_scratchpad(self.ref, content)
+
+    async def get_scratchpad(self) -> list[str]:
+        entries, _ = await self._backend.get_scratchpad(self.ref)
+        return entries
+
+    async def get_scratchpad_page(self, start: int, count: int) -> tuple[list[str], int]:
+        """Entries ``start .. start+count`` (oldest first) and the total number."""
+        if start < 0 or count < 1:
+            raise InvalidArgumentError("start must be >= 0 and count >= 1")
+        return await self._backend.get_scratchpad(self.ref, start, count)
+
+    # checkpoints -------------------------------------------------------------------
+    async def create_checkpoint(self, label: str | None = None) -> str:
+        return (await self.create_checkpoint_info(label)).checkpoint_id
+
+    async def create_checkpoint_info(self, label: str | None = None) -> CreatedCheckpoint:
+        """Snapshot variables (with remaining TTLs), task state and scratchpad."""
+        if label is not None:
+            if not isinstance(label, str):
+                raise InvalidArgumentError("label must be a string")
+            if len(label) > MAX_LABEL_LENGTH or _has_control_char(label):
+                raise InvalidArgumentError(
+                    f"label must be at most {MAX_LABEL_LENGTH} printable characters"
+                )
+            label = label or None
+        info, evicted = await self._backend.create_checkpoint(
+            self.ref, new_checkpoint_id(self.session_id), label
+        )
+        return CreatedCheckpoint(**info.model_dump(), evicted=evicted)
+
+    async def restore_checkpoint(self, checkpoint_id: str) -> None:
+        """Atomically replace this session's live state with the checkpoint."""
+        checkpoint_session(checkpoint_id)  # raises NotFoundError when malformed
+        await self._backend.restore_checkpoint(self.ref, checkpoint_id)
+
+    async def list_checkpoints(self) -> list[CheckpointInfo]:
+        return await self._backend.list_checkpoints(self.ref)
+
+    async def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        return await self._backend.delete_checkpoint(self.ref, checkpoint_id)
+
+    # session -----------------------------------------------------------------------
+    async def usage(self) -> Usage:
+        return await self._backend.usage(self.ref)
+
+    async def touch(self) -> int:
+        return await self._backend.touch(self.ref)
