@@ -519,7 +519,7 @@ class MemoryBackend(Backend):
         self._sessions[state.session_id] = sess
         for cid in list(self._session_checkpoints.get(state.session_id, [])):
             self._forget_checkpoint(cid)
-        for cp in sorted(state.checkpoints, key=lambda c: c.created_ms):
+        for cp in state.checkpoints:  # oldest first
             snap = Snapshot.from_json(cp.blob)
             self._checkpoints[cp.checkpoint_id] = _Checkpoint(
                 session_id=state.session_id,

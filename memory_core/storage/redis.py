@@ -278,19 +278,18 @@ class RedisBackend(Backend):
     async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
         sid = ref.session_id
         flat = await self._run("cp_list", sid, ref.principal, self.layout.checkpoint_base(sid))
-        out = []
+        ordered = []
         for i in range(0, len(flat), 2):
-            created, size, label = str(flat[i + 1]).split("|", 2)
-            out.append(
-                CheckpointInfo(
-                    checkpoint_id=flat[i],
-                    label=label or None,
-                    created_at=ms_to_datetime(int(created)),
-                    size=int(size),
-                )
+            order, created, size, label = str(flat[i + 1]).split("|", 3)
+            info = CheckpointInfo(
+                checkpoint_id=flat[i],
+                label=label or None,
+                created_at=ms_to_datetime(int(created)),
+                size=int(size),
             )
-        out.sort(key=lambda c: (c.created_at, c.checkpoint_id))
-        return out
+            ordered.append((int(order), info))
+        ordered.sort(key=lambda pair: pair[0])
+        return [info for _, info in ordered]
 
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         sid = ref.session_id
@@ -331,7 +330,7 @@ class RedisBackend(Backend):
                     expires_in_ms=int(flat_cps[i + 2]),
                     blob=str(flat_cps[i + 3]),
                 )
-                for i in range(0, len(flat_cps), 4)
+                for i in sorted(range(0, len(flat_cps), 5), key=lambda i: int(flat_cps[i + 4]))
             ],
         )
 

@@ -574,3 +574,35 @@ async def test_two_stores_on_one_backend_never_see_each_others_sessions(
     assert await a.get("k") == "a" and await b.get("k") == "b"
     with pytest.raises(SessionNotFoundError):
         await other.store.memory(a.session_id, "mallory").get("k")
+
+
+# copying whole sessions ------------------------------------------------------------------
+async def test_export_import_roundtrip(harness: Harness) -> None:
+    m = await open_memory(harness)
+    await m.set("a", [1, 2])
+    await m.set("t", "x", ttl_seconds=50)
+    await m.append_scratchpad("p")
+    await m.set_task_state(TaskState(task_id="t"))
+    first = await m.create_checkpoint("one")
+    second = await m.create_checkpoint("two")
+    backend = harness.store.backend
+    state = await backend.export_session(m.session_id)
+    assert state is not None and state.principal == "alice"
+    assert [c.checkpoint_id for c in state.checkpoints] == [first, second]
+    assert not await backend.import_session(state, only_if_missing=True)
+    await m.set("a", "changed")
+    await m.delete_checkpoint(first)
+    assert await backend.import_session(state, only_if_missing=False)
+    assert await m.get("a") == [1, 2]
+    assert [c.checkpoint_id for c in await m.list_checkpoints()] == [first, second]
+    assert [c.label for c in await m.list_checkpoints()] == ["one", "two"]
+    entry = await m.get_entry("t")
+    assert entry is not None and 0 < (entry.ttl_ms or 0) <= 50_000
+    assert await m.get_scratchpad() == ["p"]
+    usage = await m.usage()
+    assert usage.keys == 2 and usage.checkpoints == 2
+    assert await backend.export_session("Q" * 32) is None
+    await harness.store.close_session(m.session_id, "alice")
+    assert await backend.export_session(m.session_id) is None
+    assert await backend.import_session(state, only_if_missing=True)
+    assert await m.get("a") == [1, 2]

@@ -17,7 +17,7 @@ local blob = cjson.encode({
   t = redis.call('HGET', META, 't') or '', x = redis.call('LRANGE', PAD, 0, -1),
 })
 redis.call('SET', base .. ARGV[2], blob, 'PX', retention)
-redis.call('HSET', CPM, ARGV[2], now .. '|' .. #blob .. '|' .. ARGV[3])
+redis.call('HSET', CPM, ARGV[2], now_us_str() .. '|' .. now .. '|' .. #blob .. '|' .. ARGV[3])
 redis.call('PEXPIRE', CPM, retention)
 local out = {now, #blob}
 local n = redis.call('HLEN', CPM)
@@ -25,8 +25,10 @@ if n > max then
   local entries = redis.call('HGETALL', CPM)
   local list = {}
   for i = 1, #entries, 2 do
-    local created = tonumber(string.match(entries[i + 1], '^(%d+)|'))
-    list[#list + 1] = {created, entries[i]}
+    -- order_us has 16 digits: compare as zero-padded strings, exact and monotonic
+    local order = string.match(entries[i + 1], '^(%d+)|')
+    order = string.rep('0', 20 - #order) .. order
+    list[#list + 1] = {order, entries[i]}
   end
   table.sort(list, function(a, b)
     if a[1] ~= b[1] then return a[1] < b[1] end

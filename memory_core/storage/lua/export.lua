@@ -1,5 +1,6 @@
 -- ARGV: checkpoint key base -> nil, or
--- {{principal, lease, pttl, task}, {k, v, ttl, ...}, {entries...}, {id, created, pttl, blob, ...}}
+-- {{principal, lease, pttl, task}, {k, v, ttl, ...}, {entries...},
+--  {id, created ms, pttl, blob, order us, ...}}
 local m = redis.call('HMGET', META, 'p', 'l', 't')
 if not m[1] then return nil end
 local now = now_ms()
@@ -20,10 +21,12 @@ for i = 1, #entries, 2 do
   local key = ARGV[1] .. entries[i]
   local blob = redis.call('GET', key)
   if blob then
+    local order, created = string.match(entries[i + 1], '^(%d+)|(%d+)|')
     cps[#cps + 1] = entries[i]
-    cps[#cps + 1] = string.match(entries[i + 1], '^(%d+)|')
+    cps[#cps + 1] = created
     cps[#cps + 1] = redis.call('PTTL', key)
     cps[#cps + 1] = blob
+    cps[#cps + 1] = order
   end
 end
 return {{m[1], m[2], redis.call('PTTL', META), m[3] or ''}, vars,

@@ -1,6 +1,6 @@
 -- Write a whole session (fallback write-back). ARGV: only_if_missing ('1'/'0'), principal,
 -- lease ms, expires_in ms, task ('' = none), checkpoint key base, nvars, k, v, ttl (-1 none)...,
--- npad, entries..., ncp, id, created, pttl, blob, ... -> 1 written / 0 skipped
+-- npad, entries..., ncp, id, created, pttl, blob, ... (oldest first) -> 1 written / 0 skipped
 if ARGV[1] == '1' and redis.call('EXISTS', META) == 1 then return 0 end
 local now = now_ms()
 local base = ARGV[6]
@@ -34,11 +34,12 @@ redis.call('PEXPIRE', EXP, expires_in)
 redis.call('PEXPIRE', PAD, expires_in)
 local ncp = tonumber(ARGV[i]); i = i + 1
 local longest = 0
-for _ = 1, ncp do
+for n = 1, ncp do
   local id, created, pttl, blob = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   if pttl > 0 then
     redis.call('SET', base .. id, blob, 'PX', pttl)
-    redis.call('HSET', CPM, id, created .. '|' .. #blob .. '|' .. cjson.decode(blob).l)
+    local order = created .. string.format('%03d', n % 1000)
+    redis.call('HSET', CPM, id, order .. '|' .. created .. '|' .. #blob .. '|' .. cjson.decode(blob).l)
     if pttl > longest then longest = pttl end
   end
   i = i + 4

@@ -1,13 +1,19 @@
 -- Shared by every session script (prepended by the Python side).
 -- KEYS: 1 meta (hash: p principal, l lease ms, b bytes, t task json),
 --       2 vars (hash key -> value json), 3 exp (zset key -> expiry ms),
---       4 pad (list of scratchpad entries), 5 cpm (hash checkpoint id -> "created|size|label")
+--       4 pad (list of scratchpad entries), 5 cpm (hash checkpoint id -> "order_us|created_ms|size|label")
 -- Every key but cpm and checkpoint blobs carries the session lease as its TTL.
 local META, VARS, EXP, PAD, CPM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Microseconds as a decimal string (tostring would print a float for 16 digits).
+local function now_us_str()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
 end
 
 -- Load the session or fail: a missing session and another principal's session look the same.
