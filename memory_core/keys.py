@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import unicodedata
 from functools import lru_cache
 
 from memory_core.errors import InvalidArgumentError, InvalidKeyError, NotFoundError
@@ -47,8 +46,12 @@ def checkpoint_session(checkpoint_id: object) -> str:
     return checkpoint_id[3:].rsplit(".", 1)[0]
 
 
+# Unicode categories Cc (C0, DEL, C1 controls) and Cs (lone surrogates).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _has_control_char(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def validate_key(key: object, max_length: int) -> str:

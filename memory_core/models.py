@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -45,8 +46,9 @@ class CreatedCheckpoint(CheckpointInfo):
     )
 
 
-class Entry(BaseModel):
-    """One variable with its remaining TTL (None: lives as long as the session)."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One variable with its remaining TTL in ms (None: lives as long as the session)."""
 
     value: Any
     ttl_ms: int | None

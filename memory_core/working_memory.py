@@ -66,8 +66,9 @@ class WorkingMemory:
         await self._backend.set(self.ref, key, text, ttl_ms)
 
     async def get(self, key: str, default: Any = None) -> Any:
-        entry = await self.get_entry(key)
-        return default if entry is None else entry.value
+        validate_key(key, self._limits.max_key_length)
+        found = await self._backend.get(self.ref, key)
+        return default if found is None else codec.decode(found[0])
 
     async def get_entry(self, key: str) -> Entry | None:
         """The value and remaining TTL of ``key``, or None if absent or expired."""

@@ -21,6 +21,13 @@ here; user keys never become key names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+
+
+@lru_cache(maxsize=4096)
+def _session_keys(prefix: str, session_id: str) -> tuple[str, ...]:
+    b = f"{prefix}:{{{session_id}}}:"
+    return (b + "meta", b + "vars", b + "exp", b + "pad", b + "cpm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +37,9 @@ class KeyLayout:
     def base(self, session_id: str) -> str:
         return f"{self.prefix}:{{{session_id}}}:"
 
-    def session_keys(self, session_id: str) -> list[str]:
+    def session_keys(self, session_id: str) -> tuple[str, ...]:
         """KEYS of every session script: meta, vars, exp, pad, cpm."""
-        b = self.base(session_id)
-        return [b + "meta", b + "vars", b + "exp", b + "pad", b + "cpm"]
+        return _session_keys(self.prefix, session_id)
 
     def meta(self, session_id: str) -> str:
         return self.base(session_id) + "meta"

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -29,6 +31,7 @@ from memory_core.errors import (
 )
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
+from memory_core.storage import topology
 from memory_core.storage.base import Backend, SessionRef, SessionState, StoredCheckpoint
 from memory_core.storage.layout import KeyLayout
 
@@ -83,10 +86,18 @@ class RedisBackend(Backend):
         command_timeout: float = 0.5,
         max_connections: int = 64,
         pool_timeout: float = 2.0,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | RedisCluster | None = None,
     ) -> None:
         super().__init__(config)
         self.layout = KeyLayout(config.key_prefix)
+        if client is None and urlsplit(url).scheme.lower() in topology.TOPOLOGY_SCHEMES:
+            client = topology.connect(
+                url,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
+                max_connections=max_connections,
+                pool_timeout=pool_timeout,
+            )
         if client is None:
             # A blocking pool queues callers when all connections are busy (the plain
             # async pool raises instead); the wait is bounded by pool_timeout.
@@ -101,7 +112,7 @@ class RedisBackend(Backend):
                 retry_on_timeout=False,
             )
             client = aioredis.Redis(connection_pool=pool)
-        self.client: aioredis.Redis = client
+        self.client: aioredis.Redis | RedisCluster = client
         prelude = _source("prelude")
         self._scripts: dict[str, AsyncScript] = {
             name: self.client.register_script(prelude + "\n" + _source(name))

@@ -1,7 +1,7 @@
 -- ARGV: principal, checkpoint key base -> flat {id, "created|size|label", ...}
 local s = session(ARGV[1])
 if not s then return redis.error_reply(NO_SESSION) end
-refresh(s.lease)
+refresh_read(s.lease)
 local entries = redis.call('HGETALL', CPM)
 local out = {}
 for i = 1, #entries, 2 do

@@ -3,7 +3,7 @@ local s = session(ARGV[1])
 if not s then return redis.error_reply(NO_SESSION) end
 local now = now_ms()
 purge(now)
-refresh(s.lease)
+refresh_read(s.lease)
 local all = redis.call('HGETALL', VARS)
 local ttls = {}
 local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')

@@ -2,5 +2,5 @@
 local s = session(ARGV[1])
 if not s then return redis.error_reply(NO_SESSION) end
 purge(now_ms())
-refresh(s.lease)
+refresh_read(s.lease)
 return redis.call('HKEYS', VARS)

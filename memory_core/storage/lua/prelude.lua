@@ -32,6 +32,12 @@ local function refresh(lease)
   redis.call('PEXPIRE', PAD, lease)
 end
 
+-- For calls that create no key: refresh only when a tenth of the lease (at most a second)
+-- has passed since the last refresh, so a hot path costs one PTTL instead of four PEXPIREs.
+local function refresh_read(lease)
+  if lease - redis.call('PTTL', META) >= math.min(1000, lease / 10) then refresh(lease) end
+end
+
 local function hdel_all(key, fields)
   for i = 1, #fields, 500 do
     redis.call('HDEL', key, unpack(fields, i, math.min(i + 499, #fields)))

@@ -11,20 +11,22 @@ if old then
 else
   local n = redis.call('HLEN', VARS)
   if n >= tonumber(ARGV[5]) then
-    refresh(s.lease)
+    refresh_read(s.lease)
     return limit('max_keys', ARGV[5], n)
   end
 end
 if new_bytes > tonumber(ARGV[6]) then
-  refresh(s.lease)
+  refresh_read(s.lease)
   return limit('max_session_bytes', ARGV[6], bytes)
 end
 redis.call('HSET', VARS, key, value)
+redis.call('PEXPIRE', VARS, s.lease)
 if ARGV[4] ~= '' then
   redis.call('ZADD', EXP, now + tonumber(ARGV[4]), key)
+  redis.call('PEXPIRE', EXP, s.lease)
 elseif old then
   redis.call('ZREM', EXP, key)
 end
 redis.call('HSET', META, 'b', new_bytes)
-refresh(s.lease)
+refresh_read(s.lease)
 return 1

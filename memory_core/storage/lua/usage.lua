@@ -2,5 +2,5 @@
 local s = session(ARGV[1])
 if not s then return redis.error_reply(NO_SESSION) end
 local bytes = s.bytes - purge(now_ms())
-refresh(s.lease)
+refresh_read(s.lease)
 return {redis.call('HLEN', VARS), bytes, redis.call('LLEN', PAD), redis.call('HLEN', CPM), s.lease}

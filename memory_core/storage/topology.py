@@ -1,0 +1,228 @@
+"""Clients for Redis deployments of more than one node: Redis Cluster and Redis Sentinel.
+
+Store URLs:
+
+* ``redis+cluster://[[user]:password@]host:port[,host:port...]`` -- some nodes of the
+  cluster (startup nodes, default port 6379); the client discovers the others.
+* ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[?db=N]``
+  -- the sentinels (default port 26379); the client asks them for the master of
+  ``service_name`` on every new connection. Credentials in the URL are the master's;
+  sentinels with a password of their own take ``?sentinel_password=...``.
+
+Both keep the policy of the single-node client in ``RedisBackend``: short connect and
+command timeouts, a bounded wait for a free connection, and **no retry of a timed-out
+command** (the script may have run; running it twice could append a scratchpad entry
+twice). What differs:
+
+* **Cluster.** redis-py follows MOVED/ASK itself. On a refused or reset connection,
+  CLUSTERDOWN or an uncovered slot it reloads the slot map and retries the call at once,
+  at most ``CLUSTER_RETRIES`` times, so a call made after a failover reaches the
+  promoted replica. (A call made *during* a failover still fails: until a replica is
+  promoted no node serves the slot.) A connection reset after the command was sent can, rarely, run
+  a script twice; Redis itself cannot tell whether a dead node ran it.
+* **Sentinel.** No retry: a call that hits the dead master fails with
+  ``StorageUnavailableError`` (the breaker in ``FallbackBackend`` then fails fast), and
+  the next connection goes to the master the sentinels name by then.
+
+Scripts run unchanged: every session script's keys share the hash tag
+``{session_id}``, so redis-py routes EVALSHA by its first key to the master of that one
+slot (it refuses keys of different slots before sending), and on NOSCRIPT it loads the
+script (SCRIPT LOAD goes to every master) and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError
+from redis.typing import EncodableT
+
+from memory_core.errors import InvalidArgumentError
+
+CLUSTER_SCHEME = "redis+cluster"
+SENTINEL_SCHEME = "redis+sentinel"
+TOPOLOGY_SCHEMES = (CLUSTER_SCHEME, SENTINEL_SCHEME)
+CLUSTER_RETRIES = 3
+_DEFAULT_PORT = {CLUSTER_SCHEME: 6379, SENTINEL_SCHEME: 26379}
+_OPTIONS = {CLUSTER_SCHEME: set[str](), SENTINEL_SCHEME: {"db", "sentinel_password"}}
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyURL:
+    """A parsed ``redis+cluster://`` or ``redis+sentinel://`` URL."""
+
+    scheme: str
+    nodes: tuple[tuple[str, int], ...]
+    service: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+
+def parse_url(url: str) -> TopologyURL:
+    """Parse a cluster or sentinel URL.
+
+    Raises:
+        InvalidArgumentError: the URL is malformed. The message never repeats the URL,
+            which may hold a password.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in TOPOLOGY_SCHEMES:
+        raise InvalidArgumentError(f"not a cluster or sentinel URL scheme: {scheme!r}")
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    nodes = tuple(_node(n, _DEFAULT_PORT[scheme]) for n in hostlist.split(","))
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - _OPTIONS[scheme])
+    if unknown:
+        raise InvalidArgumentError(f"unsupported option(s) in the {scheme} URL: {unknown}")
+    service = None
+    if scheme == SENTINEL_SCHEME:
+        service = unquote(parts.path.strip("/"))
+        if not service or "/" in service:
+            raise InvalidArgumentError(
+                "a sentinel URL names one service: redis+sentinel://host:port[,...]/service_name"
+            )
+    elif parts.path.strip("/"):
+        raise InvalidArgumentError("a cluster URL has no path (a cluster has only database 0)")
+    try:
+        db = int(options.get("db", "0"))
+    except ValueError:
+        raise InvalidArgumentError("db must be a database number") from None
+    return TopologyURL(
+        scheme=scheme,
+        nodes=nodes,
+        service=service,
+        db=db,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        sentinel_password=options.get("sentinel_password") or None,
+    )
+
+
+def _node(text: str, default_port: int) -> tuple[str, int]:
+    if text.startswith("["):  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            host, port_text = text, ""
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        port = 0
+    if not host or not 0 < port < 65536:
+        raise InvalidArgumentError("each node must be host:port with a port from 1 to 65535")
+    return host, port
+
+
+def connect(
+    url: str,
+    *,
+    connect_timeout: float,
+    command_timeout: float,
+    max_connections: int,
+    pool_timeout: float,
+) -> aioredis.Redis | RedisCluster:
+    """A client for ``url`` (no I/O yet: it connects on first use)."""
+    parsed = parse_url(url)
+    if parsed.scheme == CLUSTER_SCHEME:
+        return GatedRedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in parsed.nodes],
+            pool_timeout=pool_timeout,
+            max_connections=max_connections,
+            username=parsed.username,
+            password=parsed.password,
+            decode_responses=True,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=command_timeout,
+            # Only the count is used: redis-py's async cluster client does not back off.
+            retry=Retry(NoBackoff(), CLUSTER_RETRIES),
+            # Serve the slots that are up while a shard is down (the server decides
+            # with cluster-require-full-coverage; the client should not be stricter).
+            require_full_coverage=False,
+        )
+    no_retry = Retry(NoBackoff(), 0)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(parsed.nodes),
+        sentinel_kwargs={
+            "socket_connect_timeout": connect_timeout,
+            "socket_timeout": command_timeout,
+            "retry": no_retry,
+            "password": parsed.sentinel_password,
+        },
+    )
+    pool = BlockingSentinelConnectionPool(  # type: ignore[no-untyped-call]
+        parsed.service,
+        sentinel,
+        db=parsed.db,
+        username=parsed.username,
+        password=parsed.password,
+        decode_responses=True,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=command_timeout,
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        retry=no_retry,
+    )
+    return SentinelMasterClient(pool, sentinel)
+
+
+class GatedRedisCluster(RedisCluster):
+    """``RedisCluster`` that queues callers when ``max_connections`` calls are in flight.
+
+    The cluster client's per-node pools raise at once when exhausted; the single-node
+    client waits (bounded by ``pool_timeout``) instead, and so does this one. Timeouts
+    are not retried (see the module docstring).
+    """
+
+    # redis-py's list minus TimeoutError: a timed-out script may have run.
+    ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
+
+    def __init__(self, *, pool_timeout: float, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        self._gate = asyncio.Semaphore(max_connections)
+        self._gate_timeout = pool_timeout
+
+    async def execute_command(self, *args: EncodableT, **kwargs: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._gate_timeout):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise ConnectionError("No connection available.") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._gate.release()
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Connections to the master the sentinels name, with the blocking pool's bounded
+    wait for a free connection (the plain sentinel pool raises instead)."""
+
+
+class SentinelMasterClient(aioredis.Redis):
+    """The master's client; closing it also closes the connections to the sentinels."""
+
+    def __init__(self, pool: SentinelConnectionPool, sentinel: Sentinel) -> None:
+        super().__init__(connection_pool=pool)
+        self.auto_close_connection_pool = True  # the client owns its pool
+        self.sentinel_manager = sentinel
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            await self.sentinel_manager.aclose()
