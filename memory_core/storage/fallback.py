@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -69,7 +68,8 @@ class FallbackBackend(Backend):
         self.mirror: MemoryBackend | None = (
             MemoryBackend(config, clock=self.clock) if fallback else None
         )
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._lock_floor = 1024
         self._dirty: set[str] = set()
         self._closed_in_outage: dict[str, str] = {}
         self._redis_up = True
@@ -186,9 +186,23 @@ class FallbackBackend(Backend):
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)
         if lock is None:
+            if len(self._locks) > 2 * self._lock_floor:
+                self._prune_locks()
             lock = asyncio.Lock()
             self._locks[session_id] = lock
         return lock
+
+    def _prune_locks(self) -> None:
+        """Drop locks of sessions no longer held and not in use, so the table stays
+        proportional to the sessions this process serves."""
+        mirror = self.mirror
+        for sid in [
+            sid
+            for sid, lock in self._locks.items()
+            if not lock.locked() and (mirror is None or not mirror.knows_session(sid))
+        ]:
+            del self._locks[sid]
+        self._lock_floor = max(1024, len(self._locks))
 
     def _unavailable(self) -> StorageUnavailableError:
         return StorageUnavailableError()
@@ -240,8 +254,8 @@ class FallbackBackend(Backend):
         try:
             if write:
                 await op(mirror)
-            else:
-                await mirror.touch(ref)
+            elif not mirror.refresh_lease(ref.session_id):
+                return
         except WorkingMemoryError:
             # The mirror disagrees with Redis (for instance the session was changed by
             # another process). Redis is the truth: drop the copy, reload on next use.

@@ -172,6 +172,23 @@ class MemoryBackend(Backend):
                 purged += 1
         return purged
 
+    @staticmethod
+    def _compact(sess: _Session) -> None:
+        """Rebuild the expiry heap from live keys: overwritten TTLs leave stale heap
+        entries behind, and without this a key rewritten with a long TTL would grow the
+        heap without bound."""
+        sess.expiries = [(at, k) for k, (_, at) in sess.variables.items() if at is not None]
+        heapq.heapify(sess.expiries)
+
+    def refresh_lease(self, session_id: str) -> bool:
+        """Extend a held session's lease without any other check (the fallback mirror
+        follows Redis, which already decided). False when the session is not held."""
+        sess = self._sessions.get(session_id)
+        if sess is None:
+            return False
+        sess.expires_at = self.clock.now_ms() + sess.lease_ms
+        return True
+
     def _forget_checkpoint(self, checkpoint_id: str) -> None:
         cp = self._checkpoints.pop(checkpoint_id, None)
         if cp is None:
@@ -265,6 +282,8 @@ class MemoryBackend(Backend):
         sess.bytes = new_bytes
         if expires_at is not None:
             heapq.heappush(sess.expiries, (expires_at, key))
+            if len(sess.expiries) > 2 * len(sess.variables) + 64:
+                self._compact(sess)
 
     async def get(self, ref: SessionRef, key: str) -> tuple[str, int | None] | None:
         sess, now = self._session(ref)

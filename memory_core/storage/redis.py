@@ -1,14 +1,15 @@
 """Redis backend: every operation is one Lua script (EVALSHA), one round trip.
 
 Scripts live in ``lua/`` beside this file; each is the shared ``prelude.lua`` plus
-its body. redis-py's ``Script`` sends EVALSHA and reloads the script on NOSCRIPT
-(after a Redis restart or SCRIPT FLUSH). Time comes from Redis (``TIME``), so every
+its body. Calls send EVALSHA and load the script on NOSCRIPT (first use, a Redis
+restart, SCRIPT FLUSH). Time comes from Redis (``TIME``), so every
 process sharing one Redis agrees on expiry. Driver errors are wrapped into
 ``StorageUnavailableError`` here and nowhere else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from importlib import resources
 from typing import Any
@@ -18,8 +19,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from memory_core.config import StoreConfig
 from memory_core.errors import (
@@ -33,6 +33,7 @@ from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage import topology
 from memory_core.storage.base import Backend, SessionRef, SessionState, StoredCheckpoint
+from memory_core.storage.connection import HiredisPackConnection
 from memory_core.storage.layout import KeyLayout
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ _SESSION_SCRIPTS = (
     "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
     "cp_list", "cp_delete", "export", "import",
 )  # fmt: skip
+
+
+def _sha1(source: str) -> str:
+    return hashlib.sha1(source.encode("utf-8")).hexdigest()
 
 
 def _source(name: str) -> str:
@@ -101,8 +106,12 @@ class RedisBackend(Backend):
         if client is None:
             # A blocking pool queues callers when all connections are busy (the plain
             # async pool raises instead); the wait is bounded by pool_timeout.
+            extra: dict[str, Any] = {}
+            if urlsplit(url).scheme == "redis":
+                extra["connection_class"] = HiredisPackConnection
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
+                **extra,
                 decode_responses=True,
                 socket_connect_timeout=connect_timeout,
                 socket_timeout=command_timeout,
@@ -114,11 +123,9 @@ class RedisBackend(Backend):
             client = aioredis.Redis(connection_pool=pool)
         self.client: aioredis.Redis | RedisCluster = client
         prelude = _source("prelude")
-        self._scripts: dict[str, AsyncScript] = {
-            name: self.client.register_script(prelude + "\n" + _source(name))
-            for name in _SESSION_SCRIPTS
-        }
-        self._cp_read = self.client.register_script(_source("cp_read"))
+        self._sources = {name: prelude + "\n" + _source(name) for name in _SESSION_SCRIPTS}
+        self._sources["cp_read"] = _source("cp_read")
+        self._shas = {name: _sha1(src) for name, src in self._sources.items()}
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -133,13 +140,28 @@ class RedisBackend(Backend):
         ok = await self.ping()
         return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
 
-    async def _run(self, name: str, session_id: str, *args: Any) -> Any:
+    async def _eval(
+        self, name: str, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]
+    ) -> Any:
+        """EVALSHA, loading the script once on NOSCRIPT (first use, Redis restart,
+        SCRIPT FLUSH). Driver errors become StorageUnavailableError here."""
         try:
-            return await self._scripts[name](self.layout.session_keys(session_id), list(args))
+            try:
+                return await self.client.execute_command(
+                    "EVALSHA", self._shas[name], len(keys), *keys, *args
+                )
+            except NoScriptError:
+                await self.client.script_load(self._sources[name])
+                return await self.client.execute_command(
+                    "EVALSHA", self._shas[name], len(keys), *keys, *args
+                )
         except ResponseError as exc:
             raise _translate(exc) from exc
         except (RedisError, OSError) as exc:
             raise StorageUnavailableError() from exc
+
+    async def _run(self, name: str, session_id: str, *args: Any) -> Any:
+        return await self._eval(name, self.layout.session_keys(session_id), args)
 
     # sessions --------------------------------------------------------------------
     async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
@@ -269,15 +291,11 @@ class RedisBackend(Backend):
         if owner != sid:
             # Recovery from an ended session of the same principal: read the immutable
             # snapshot under the owner's hash tag, then apply it in this session's slot.
-            try:
-                found = await self._cp_read(
-                    [self.layout.meta(owner), self.layout.checkpoint(owner, checkpoint_id)],
-                    [ref.principal],
-                )
-            except ResponseError as exc:
-                raise _translate(exc) from exc
-            except (RedisError, OSError) as exc:
-                raise StorageUnavailableError() from exc
+            found = await self._eval(
+                "cp_read",
+                [self.layout.meta(owner), self.layout.checkpoint(owner, checkpoint_id)],
+                (ref.principal,),
+            )
             if found is None:
                 await self.touch(ref)  # a missing session wins over a missing checkpoint
                 raise NotFoundError(CHECKPOINT_NOT_FOUND)

@@ -17,9 +17,10 @@ twice). What differs:
 * **Cluster.** redis-py follows MOVED/ASK itself. On a refused or reset connection,
   CLUSTERDOWN or an uncovered slot it reloads the slot map and retries the call at once,
   at most ``CLUSTER_RETRIES`` times, so a call made after a failover reaches the
-  promoted replica. (A call made *during* a failover still fails: until a replica is
-  promoted no node serves the slot.) A connection reset after the command was sent can, rarely, run
-  a script twice; Redis itself cannot tell whether a dead node ran it.
+  promoted replica. A call made *during* a failover still fails (until a replica is
+  promoted no node serves the slot) and the breaker takes over as for one server. A
+  connection reset after the command was sent can, rarely, run a script twice: nobody
+  can tell whether a dead node ran it.
 * **Sentinel.** No retry: a call that hits the dead master fails with
   ``StorageUnavailableError`` (the breaker in ``FallbackBackend`` then fails fast), and
   the next connection goes to the master the sentinels name by then.
@@ -43,7 +44,8 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterDownError, ConnectionError, SlotNotCoveredError
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.typing import EncodableT
 
 from memory_core.errors import InvalidArgumentError
@@ -189,7 +191,7 @@ class GatedRedisCluster(RedisCluster):
     """
 
     # redis-py's list minus TimeoutError: a timed-out script may have run.
-    ERRORS_ALLOW_RETRY = (ConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
     def __init__(self, *, pool_timeout: float, max_connections: int, **kwargs: Any) -> None:
         super().__init__(max_connections=max_connections, **kwargs)
@@ -201,7 +203,7 @@ class GatedRedisCluster(RedisCluster):
             async with asyncio.timeout(self._gate_timeout):
                 await self._gate.acquire()
         except TimeoutError:
-            raise ConnectionError("No connection available.") from None
+            raise RedisConnectionError("No connection available.") from None
         try:
             return await super().execute_command(*args, **kwargs)
         finally:

@@ -73,3 +73,35 @@ async def test_background_sweeper_runs_and_stops() -> None:
 )
 def test_glob(pattern: str, key: str, match: bool) -> None:
     assert glob_match(pattern, key) is match
+
+
+async def test_rewriting_a_key_with_a_ttl_does_not_grow_memory() -> None:
+    backend = MemoryBackend(StoreConfig(), clock=ManualClock(), sweep_interval_seconds=0)
+    store = SessionStore(backend)
+    sid = await store.open("p")
+    m = store.memory(sid, "p")
+    for i in range(10_000):
+        await m.set("hot", i, ttl_seconds=3600)
+    sess = backend._sessions[sid]
+    assert len(sess.expiries) <= 2 * len(sess.variables) + 65
+    assert await m.get("hot") == 9_999
+
+
+async def test_fallback_lock_table_stays_bounded(redis_url: str, key_prefix: str) -> None:
+    from memory_core.storage.fallback import FallbackBackend
+    from memory_core.storage.redis import RedisBackend
+
+    config = StoreConfig(key_prefix=key_prefix)
+    backend = FallbackBackend(config, RedisBackend(config, redis_url))
+    store = SessionStore(backend)
+    await store.start()
+    backend._lock_floor = 16  # prune early so the test stays small
+    try:
+        for _ in range(200):
+            sid = await store.open("p")
+            await store.memory(sid, "p").set("k", 1)
+            await store.close_session(sid, "p")
+        assert len(backend._locks) < 200  # closed sessions' locks were dropped
+        assert backend._lock_floor == 1024
+    finally:
+        await store.close()
