@@ -1,0 +1,165 @@
+"""Options of a run and resources shared by its sections (the Redis server).
+
+Redis: ``--redis-url`` (or ``WM_BENCH_REDIS_URL``) if given, else 127.0.0.1:6379 if
+it answers, else a throwaway ``redis-server`` on a free port (no persistence) that
+this run starts and kills at the end, else the Redis parts are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    quick: bool = False
+    rounds: int = 10
+    iterations: int = 500  # per variant per round, for Redis-backed variants
+    memory_iterations: int = 4000  # per variant per round, for in-process variants
+    warmup: int = 200
+    block: int = 25  # calls per turn when variants alternate (x10 for in-process ones)
+    big_session_keys: int = 10_000
+    redis_url: str | None = None  # explicit URL; None: discover
+    use_redis: bool = True
+    spawn_redis: bool = True
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        quick: bool,
+        rounds: int | None = None,
+        iterations: int | None = None,
+        redis_url: str | None = None,
+        use_redis: bool = True,
+        spawn_redis: bool = True,
+    ) -> Options:
+        base = cls(rounds=3, iterations=60, memory_iterations=300, warmup=30) if quick else cls()
+        return cls(
+            quick=quick,
+            rounds=rounds or base.rounds,
+            iterations=iterations or base.iterations,
+            memory_iterations=(iterations * 8 if iterations else base.memory_iterations),
+            warmup=base.warmup,
+            big_session_keys=base.big_session_keys,
+            redis_url=redis_url or os.environ.get("WM_BENCH_REDIS_URL") or None,
+            use_redis=use_redis,
+            spawn_redis=spawn_redis,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:
+        return False
+
+
+class _ThrowawayRedis:
+    """A redis-server started by this run, killed (by its pid) at the end."""
+
+    def __init__(self, binary: str) -> None:
+        self.port = _free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="wm-bench-redis-"))
+        args = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+            "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log"),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if _answers("127.0.0.1", self.port):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class BenchContext:
+    """Handed to every section: the options and lazily acquired shared resources."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._redis_resolved = False
+        self._redis_url: str | None = None
+        self._redis_reason = ""
+        self._redis_origin = ""
+        self._spawned: _ThrowawayRedis | None = None
+
+    async def redis(self) -> tuple[str | None, str]:
+        """``(url, description)`` of the Redis to use, or ``(None, reason to skip)``."""
+        if not self._redis_resolved:
+            self._redis_resolved = True
+            await asyncio.to_thread(self._resolve_redis)
+        if self._redis_url is None:
+            return None, self._redis_reason
+        return self._redis_url, self._redis_origin
+
+    def _resolve_redis(self) -> None:
+        opts = self.options
+        if not opts.use_redis:
+            self._redis_reason = "Redis disabled (--no-redis)"
+            return
+        if opts.redis_url:
+            self._redis_url, self._redis_origin = opts.redis_url, "given URL"
+            return
+        parts = urlsplit(DEFAULT_REDIS_URL)
+        if _answers(parts.hostname or "127.0.0.1", parts.port or 6379):
+            self._redis_url, self._redis_origin = DEFAULT_REDIS_URL, "running server"
+            return
+        binary = shutil.which("redis-server")
+        if not opts.spawn_redis or binary is None:
+            why = "--no-spawn" if binary else "no redis-server binary"
+            self._redis_reason = f"no Redis on 127.0.0.1:6379 and {why}"
+            return
+        server = _ThrowawayRedis(binary)
+        if not server.wait_ready():
+            server.stop()
+            self._redis_reason = "a throwaway redis-server did not start"
+            return
+        self._spawned = server
+        self._redis_url, self._redis_origin = server.url, "throwaway redis-server"
+
+    def close(self) -> None:
+        if self._spawned is not None:
+            with contextlib.suppress(OSError):
+                self._spawned.stop()
+            self._spawned = None
