@@ -143,17 +143,19 @@ class RedisBackend(Backend):
     async def _eval(
         self, name: str, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]
     ) -> Any:
-        """EVALSHA, loading the script once on NOSCRIPT (first use, Redis restart,
-        SCRIPT FLUSH). Driver errors become StorageUnavailableError here."""
+        """EVALSHA, falling back to EVAL (which caches the script) on NOSCRIPT: first
+        use, a Redis restart, a promoted replica, SCRIPT FLUSH. Driver errors become
+        StorageUnavailableError here."""
         try:
             try:
                 return await self.client.execute_command(
                     "EVALSHA", self._shas[name], len(keys), *keys, *args
                 )
             except NoScriptError:
-                await self.client.script_load(self._sources[name])
+                # EVAL runs and caches the script on the key's node only: SCRIPT LOAD
+                # would go to every cluster master and fail while any one is down.
                 return await self.client.execute_command(
-                    "EVALSHA", self._shas[name], len(keys), *keys, *args
+                    "EVAL", self._sources[name], len(keys), *keys, *args
                 )
         except ResponseError as exc:
             raise _translate(exc) from exc
