@@ -1,0 +1,66 @@
+"""The one module that reaches into MCP SDK internals (mcp 2.3.0).
+
+The SDK has no public per-connection hook: the ``Connection`` behind a request
+(its ``state``, ``exit_stack`` and transport ``session_id``) is reachable only
+through the private ``ServerSession._connection``, and request handlers the
+high-level ``MCPServer`` does not offer (``resources/subscribe``) can only be
+registered on its private low-level server. Everything else in ``mcp_server``
+goes through the functions below; ``tests/server/test_sdk_contract.py`` fails
+loudly if an SDK upgrade moves any of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
+from mcp.server.mcpserver import MCPServer
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+__all__ = [
+    "Connection",
+    "connection_of",
+    "is_stateless",
+    "lowlevel_server",
+    "on_close",
+    "transport_session_id",
+]
+
+
+def connection_of(request: ServerRequestContext[Any, Any]) -> Connection:
+    """The per-connection object behind ``request``.
+
+    On stdio, SSE and handshake streamable HTTP it lives as long as the MCP
+    connection; in the stateless 2026-07-28 era it is fresh for every request.
+    """
+    connection: Connection = request.session._connection
+    return connection
+
+
+def is_stateless(request: ServerRequestContext[Any, Any]) -> bool:
+    """True for 2026-07-28 requests: their connection ends with the request."""
+    return request.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def on_close(connection: Connection, callback: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``callback`` when the connection closes.
+
+    The SDK unwinds ``Connection.exit_stack`` (shielded, bounded to ~5 s) on stdio
+    end of input, SSE stream close, streamable HTTP ``DELETE``, the HTTP idle
+    timeout and server shutdown. Exceptions are logged by the SDK and swallowed.
+    """
+    connection.exit_stack.push_async_callback(callback)
+
+
+def transport_session_id(connection: Connection) -> str | None:
+    """``Mcp-Session-Id`` on stateful streamable HTTP; None on stdio and SSE."""
+    return connection.session_id
+
+
+def lowlevel_server(server: MCPServer[Any]) -> Server[Any]:
+    """The low-level server under ``MCPServer``, for handlers it does not expose."""
+    lowlevel: Server[Any] = server._lowlevel_server
+    return lowlevel

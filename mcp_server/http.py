@@ -1,0 +1,193 @@
+"""One Starlette app: streamable HTTP at ``/mcp``, SSE at ``/sse`` + ``/messages/``.
+
+Security is not optional here:
+
+* bearer tokens (``WM_AUTH_TOKENS`` / ``WM_AUTH_TOKENS_FILE``) through the SDK's token
+  verifier; without tokens the app refuses to serve a non-loopback address unless
+  ``allow_insecure_remote`` says so;
+* DNS-rebinding protection always on, with an explicit Host/Origin allow-list (the
+  SDK would silently turn it off for a wildcard bind);
+* a request body limit on both transports;
+* ``/healthz`` is unauthenticated and says only ok/degraded.
+
+The store is created once per process and started/closed in this app's lifespan:
+the SDK's own lifespan runs once per SSE connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.sse import SseServerTransport
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_server.auth import StaticTokenVerifier, load_tokens
+from mcp_server.connection import lowlevel_server
+from mcp_server.server import WorkingMemoryServer, create_server
+from mcp_server.settings import WILDCARD_HOSTS, Settings, is_loopback
+from mcp_server.store import build_store
+from memory_core import SessionStore
+
+log = logging.getLogger("mcp_server.http")
+
+MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+MESSAGES_PATH = "/messages/"
+HEALTH_PATH = "/healthz"
+
+
+class UnsafeConfigError(ValueError):
+    """The HTTP configuration would expose memory without protection."""
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """The Host/Origin allow-list: configured, else loopback names plus the bind host.
+
+    Raises:
+        UnsafeConfigError: a wildcard bind (0.0.0.0, ::) without ``allowed_hosts``.
+    """
+    hosts = list(settings.allowed_hosts)
+    origins = list(settings.allowed_origins)
+    if not hosts:
+        if settings.host in WILDCARD_HOSTS:
+            raise UnsafeConfigError(
+                f"binding {settings.host or 'all addresses'} needs WM_ALLOWED_HOSTS "
+                "(--allowed-hosts): the host names clients use to reach this server"
+            )
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        if not is_loopback(settings.host):
+            bracketed = f"[{settings.host}]" if ":" in settings.host else settings.host
+            hosts.append(f"{bracketed}:*")
+    if not origins:
+        origins = [f"http://{host}" for host in hosts] + [f"https://{host}" for host in hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+def check_exposure(settings: Settings, has_tokens: bool) -> None:
+    """Raises UnsafeConfigError for a non-loopback bind without tokens (unless allowed)."""
+    if has_tokens or is_loopback(settings.host):
+        return
+    if not settings.allow_insecure_remote:
+        raise UnsafeConfigError(
+            f"refusing to serve {settings.host} without bearer tokens: set WM_AUTH_TOKENS or "
+            "WM_AUTH_TOKENS_FILE, or WM_ALLOW_INSECURE_REMOTE=1 if something else guards it"
+        )
+    log.warning("serving %s without authentication (allow_insecure_remote)", settings.host)
+
+
+def create_app(settings: Settings, store: SessionStore | None = None) -> Starlette:
+    """The HTTP app. Without ``store`` the app builds one and owns its start and close.
+
+    Raises:
+        UnsafeConfigError: see ``check_exposure`` and ``transport_security``.
+        AuthConfigError: the token configuration is unusable.
+    """
+    tokens = load_tokens(settings)
+    check_exposure(settings, bool(tokens))
+    security = transport_security(settings)
+    owns_store = store is None
+    server = create_server(settings, store or build_store(settings))
+    runtime = server.runtime
+
+    streamable = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        max_request_body_size=settings.max_body_bytes,
+        session_idle_timeout=settings.http_idle_timeout,
+        max_sessions=settings.max_sessions,
+        transport_security=security,
+        host=settings.host,
+    )
+    routes: list[BaseRoute] = [Route(HEALTH_PATH, _healthz(runtime.store), methods=["GET"])]
+    routes += [r for r in streamable.routes if isinstance(r, Route) and r.path == MCP_PATH]
+    routes += _sse_routes(server, security, settings.max_body_bytes, auth=bool(tokens))
+
+    middleware: list[Middleware] = []
+    if tokens:
+        middleware = [
+            Middleware(
+                AuthenticationMiddleware, backend=BearerAuthBackend(StaticTokenVerifier(tokens))
+            ),
+            Middleware(AuthContextMiddleware),
+        ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if owns_store:
+            await runtime.store.start()
+        try:
+            async with server.session_manager.run():
+                log.info(
+                    "serving http host=%s port=%s auth=%s store=%s",
+                    settings.host,
+                    settings.port,
+                    "bearer" if tokens else "off",
+                    (await runtime.store.health()).mode,
+                )
+                yield
+        finally:
+            await runtime.binder.close_all("shutdown")
+            if owns_store:
+                await runtime.store.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app
+
+
+def _sse_routes(
+    server: WorkingMemoryServer,
+    security: TransportSecuritySettings,
+    max_body_bytes: int,
+    *,
+    auth: bool,
+) -> list[BaseRoute]:
+    """``GET /sse`` and ``POST /messages/``, as ``MCPServer.sse_app`` builds them but
+    as plain ASGI apps: the SDK's unauthenticated SSE endpoint sends a second response
+    when a stream is cut at shutdown, which uvicorn logs as an application error."""
+    transport = SseServerTransport(
+        MESSAGES_PATH, security_settings=security, max_request_body_size=max_body_bytes
+    )
+    low = lowlevel_server(server)
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        async with transport.connect_sse(scope, receive, send) as (read, write):
+            await low.run(read, write, low.create_initialization_options())
+
+    def guard(app: ASGIApp) -> ASGIApp:
+        return RequireAuthMiddleware(app, []) if auth else _Asgi(app)
+
+    return [
+        Route(SSE_PATH, endpoint=guard(stream), methods=["GET"]),
+        Mount(MESSAGES_PATH, app=guard(transport.handle_post_message)),
+    ]
+
+
+class _Asgi:
+    """Makes Starlette's ``Route`` treat a function as an ASGI app, not an endpoint."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _healthz(store: SessionStore) -> Callable[[Request], Awaitable[Response]]:
+    async def healthz(request: Request) -> Response:
+        health = await store.health()
+        return JSONResponse({"status": "ok" if health.healthy else "degraded"})
+
+    return healthz

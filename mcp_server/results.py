@@ -1,0 +1,128 @@
+"""Tool results: each model is a tool's output schema and structured content.
+
+Field names are a contract with clients and docs; add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from memory_core import TaskState
+
+NEXT_CURSOR = Field(description="pass as `cursor` to get the next page; null when done")
+
+
+class SetResult(BaseModel):
+    key: str
+    ttl_seconds: float | None = Field(description="the TTL set, or null: lives with the session")
+
+
+class GetResult(BaseModel):
+    key: str
+    found: bool
+    value: Any = Field(description="the stored value, or `default` when not found")
+    ttl_seconds_remaining: float | None = Field(description="null when the key has no TTL")
+
+
+class DeleteResult(BaseModel):
+    deleted: bool = Field(description="false when the key did not exist")
+
+
+class ExistsResult(BaseModel):
+    exists: bool
+
+
+class KeysPage(BaseModel):
+    keys: list[str] = Field(description="matching keys in sorted order")
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class ValuesPage(BaseModel):
+    values: dict[str, Any] = Field(description="matching keys and their values, sorted by key")
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class ClearResult(BaseModel):
+    cleared: int = Field(description="how many variables were deleted")
+
+
+class TaskStateResult(BaseModel):
+    state: TaskState
+
+
+class TaskStateGetResult(BaseModel):
+    state: TaskState | None = Field(description="null when no task state was set")
+
+
+class AppendResult(BaseModel):
+    length: int = Field(description="number of scratchpad entries after the append")
+
+
+class ScratchpadPage(BaseModel):
+    entries: list[str] = Field(description="scratchpad entries, oldest first")
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class CheckpointCreated(BaseModel):
+    checkpoint_id: str
+    created_at: datetime
+    evicted: list[str] = Field(
+        default_factory=list, description="older checkpoints dropped to stay within the limit"
+    )
+
+
+class CheckpointRestored(BaseModel):
+    restored: bool
+    checkpoint_id: str
+
+
+class CheckpointSummary(BaseModel):
+    id: str = Field(description="the checkpoint_id to restore or delete")
+    label: str | None
+    created_at: datetime
+    size: int = Field(description="bytes of the stored snapshot")
+
+
+class CheckpointList(BaseModel):
+    checkpoints: list[CheckpointSummary] = Field(description="oldest first")
+
+
+class CheckpointDeleted(BaseModel):
+    deleted: bool = Field(description="false when no such checkpoint exists in this session")
+
+
+class SessionOpened(BaseModel):
+    session: str = Field(description="pass as `session` to every call that should use it")
+    expires_in: int = Field(description="seconds of inactivity after which it expires")
+
+
+class SessionClosed(BaseModel):
+    closed: bool = Field(description="false when it had already ended")
+
+
+class LimitUsage(BaseModel):
+    used: int
+    limit: int
+
+
+class SessionUsage(BaseModel):
+    keys: LimitUsage
+    bytes: LimitUsage
+    scratchpad_entries: LimitUsage
+    checkpoints: LimitUsage
+
+
+class SessionInfo(BaseModel):
+    session: str = Field(description="handle of this session")
+    mode: str = Field(description="backend mode: redis, fallback (Redis unreachable) or memory")
+    binding: str = Field(description="handle, connection or process")
+    usage: SessionUsage
+    lease_seconds: int = Field(description="idle time after which the session expires")
+    expires_in: float = Field(description="seconds until it expires unless used again")
+
+
+class EchoResult(BaseModel):
+    text: str

@@ -1,0 +1,182 @@
+"""The MCP server: ``create_server(settings, store)`` builds it for any transport."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.subscriptions import SubscriptionBus
+from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from mcp_types import Resource as MCPResource
+from pydantic import ValidationError
+
+from mcp_server.auth import ANONYMOUS_PRINCIPAL, StaticTokenVerifier, load_tokens
+from mcp_server.binding import CallRecord, SessionBinder, current_call, short
+from mcp_server.errors import (
+    INTERNAL_ERROR,
+    error_text,
+    unknown_arguments_text,
+    unknown_tool_text,
+    validation_text,
+)
+from mcp_server.paging import PageSize
+from mcp_server.resources import CURRENT_RESOURCE, register_resources
+from mcp_server.runtime import Runtime
+from mcp_server.settings import Settings
+from mcp_server.store import build_store
+from mcp_server.subscribe import register_subscriptions
+from mcp_server.subscriptions import InProcessBus, SessionEvents
+from mcp_server.tooling import argument_names
+from mcp_server.tools import build_tools
+from memory_core import LOCAL_PRINCIPAL, SessionStore, WorkingMemoryError, __version__
+
+log = logging.getLogger("mcp_server.tools")
+
+SERVER_NAME = "mcp-working-memory"
+INSTRUCTIONS = (
+    "Working memory for this conversation: variables with optional TTL (memory_*), the "
+    "current task's state (task_state_*), a scratchpad of notes (scratchpad_*) and "
+    "checkpoints to return to (checkpoint_*). It lives as long as this connection. "
+    "Stateless clients call session_open first and pass the handle as `session`. "
+    "Errors start with a code such as INVALID_KEY or LIMIT_EXCEEDED and say what to do."
+)
+
+
+class WorkingMemoryServer(MCPServer[Any]):
+    """``MCPServer`` whose tool failures are ``isError`` results reading ``"<CODE>: ..."``.
+
+    ``call_tool`` is the one place where exceptions become tool errors: memory_core's
+    errors keep their code and sentence, rejected arguments become ``INVALID_ARGUMENT``
+    (or ``INVALID_KEY``) naming the argument but never its value, and anything else is
+    logged with its traceback and answered with a generic ``INTERNAL_ERROR``.
+    """
+
+    def __init__(self, runtime: Runtime, tools: list[Tool], **kwargs: Any) -> None:
+        super().__init__(tools=tools, **kwargs)
+        self.runtime = runtime
+        self._arguments = {tool.name: argument_names(tool) for tool in tools}
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        record = CallRecord(name)
+        token = current_call.set(record)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            accepted = self._arguments.get(name)
+            if accepted is None:
+                outcome = "NOT_FOUND"
+                return _error(unknown_tool_text(name))
+            unknown = [arg for arg in arguments if arg not in accepted]
+            if unknown:
+                outcome = "INVALID_ARGUMENT"
+                return _error(unknown_arguments_text(unknown, sorted(accepted)))
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as exc:
+                text = self._failure_text(exc, record)
+                outcome = text.split(":", 1)[0]
+                return _error(text)
+        finally:
+            current_call.reset(token)
+            if log.isEnabledFor(logging.DEBUG) or outcome != "ok":
+                log.log(
+                    logging.DEBUG if outcome == "ok" else logging.INFO,
+                    "tool=%s session=%s outcome=%s ms=%.2f",
+                    name if name in self._arguments else "<unknown>",
+                    short(record.session),
+                    outcome,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+    @staticmethod
+    def _failure_text(exc: ToolError, record: CallRecord) -> str:
+        cause = exc.__cause__
+        if isinstance(cause, WorkingMemoryError):
+            return error_text(cause)
+        if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
+            return validation_text(cause)
+        log.error(
+            "tool crashed tool=%s session=%s",
+            record.tool,
+            short(record.session),
+            exc_info=cause or exc,
+        )
+        return INTERNAL_ERROR
+
+    async def list_resources(self) -> list[MCPResource]:
+        # memory://session/current is served by the session template (only templates
+        # get the request context) but listed here so clients can find it.
+        return [CURRENT_RESOURCE, *await super().list_resources()]
+
+
+def _error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def create_server(
+    settings: Settings | None = None,
+    store: SessionStore | None = None,
+    *,
+    bus: SubscriptionBus | None = None,
+) -> WorkingMemoryServer:
+    """Build the server for ``settings``.
+
+    Args:
+        settings: configuration; default ``Settings()`` (``WM_*`` environment).
+        store: the process's store, started and closed by the caller. Default: a new
+            one built from ``settings`` (the in-memory store needs no start).
+        bus: the ``subscriptions/listen`` fan-out; default in-process.
+
+    Raises:
+        AuthConfigError: the auth token configuration is unusable.
+    """
+    settings = settings or Settings()
+    store = store or build_store(settings)
+    stdio = settings.transport == "stdio"
+    events = SessionEvents(bus or InProcessBus())
+    binder = SessionBinder(
+        store,
+        process_bound=stdio,
+        anonymous_principal=LOCAL_PRINCIPAL if stdio else ANONYMOUS_PRINCIPAL,
+        on_ended=events.session_ended,
+    )
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        binder=binder,
+        events=events,
+        pages=PageSize(settings.page_size, settings.max_page_size, settings.max_page_bytes),
+    )
+    auth: dict[str, Any] = {}
+    tokens = {} if stdio else load_tokens(settings)
+    if tokens:
+        auth = {
+            "token_verifier": StaticTokenVerifier(tokens),
+            "auth": AuthSettings(issuer_url=_base_url(settings), resource_server_url=None),
+        }
+    server = WorkingMemoryServer(
+        runtime,
+        build_tools(runtime),
+        name=SERVER_NAME,
+        title="Working memory",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level=settings.log_level,
+        subscriptions=events.bus,
+        **auth,
+    )
+    register_resources(server, runtime)
+    register_subscriptions(server, runtime)
+    return server
+
+
+def _base_url(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"

@@ -1,0 +1,168 @@
+"""Server configuration: every option from ``WM_*`` environment variables or the CLI.
+
+One flat ``Settings`` model (pydantic-settings). The CLI builds its flags from the
+same fields, so a new option appears in both places at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from memory_core import Limits, StoreConfig
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def _limit(name: str) -> Any:
+    """The default of a ``memory_core.Limits`` field, so the two never drift."""
+    return Limits.model_fields[name].default
+
+
+def _store(name: str) -> Any:
+    return StoreConfig.model_fields[name].default
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Configuration of one server process.
+
+    Field names map to ``WM_<NAME>`` environment variables and ``--<name>`` flags.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WM_", extra="ignore", frozen=True)
+
+    # transport ------------------------------------------------------------------------
+    transport: Literal["stdio", "http"] = Field(
+        "stdio", description="stdio (one client, the parent process) or http (/mcp and /sse)"
+    )
+    host: str = Field("127.0.0.1", description="HTTP bind address")
+    port: int = Field(8765, ge=0, le=65535, description="HTTP port")
+
+    # storage --------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None, description="redis://, rediss:// or unix:// URL; unset keeps memory in-process"
+    )
+    fallback: bool = Field(True, description="serve from memory while Redis is unreachable")
+    connect_timeout: float = Field(0.25, gt=0, description="Redis connect timeout, seconds")
+    command_timeout: float = Field(0.5, gt=0, description="Redis command timeout, seconds")
+    key_prefix: str = Field(
+        _store("key_prefix"), pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Redis key prefix"
+    )
+    lease_seconds: int = Field(_store("lease_seconds"), ge=1, description="idle lease of a session")
+    max_lease_seconds: int = Field(
+        _store("max_lease_seconds"), ge=1, description="longest lease session_open may ask for"
+    )
+    checkpoint_retention_seconds: int = Field(
+        _store("checkpoint_retention_seconds"),
+        ge=1,
+        description="how long checkpoints outlive their session",
+    )
+
+    # limits (see memory_core.Limits) --------------------------------------------------
+    max_keys: int = Field(_limit("max_keys"), ge=1, description="variables per session")
+    max_value_bytes: int = Field(_limit("max_value_bytes"), ge=16, description="bytes/value")
+    max_session_bytes: int = Field(
+        _limit("max_session_bytes"), ge=1024, description="bytes per session (all data)"
+    )
+    max_scratchpad_entries: int = Field(
+        _limit("max_scratchpad_entries"), ge=1, description="scratchpad notes per session"
+    )
+    max_scratchpad_entry_bytes: int = Field(
+        _limit("max_scratchpad_entry_bytes"), ge=16, description="bytes per scratchpad note"
+    )
+    max_checkpoints: int = Field(
+        _limit("max_checkpoints"), ge=1, description="checkpoints kept per session"
+    )
+    max_sessions: int = Field(_limit("max_sessions"), ge=1, description="open sessions/process")
+    max_key_length: int = Field(
+        _limit("max_key_length"), ge=1, le=4096, description="characters per key"
+    )
+    max_ttl_seconds: int = Field(_limit("max_ttl_seconds"), ge=1, description="largest key TTL")
+    max_task_state_bytes: int = Field(
+        _limit("max_task_state_bytes"), ge=256, description="bytes of the task state"
+    )
+
+    # tool output ------------------------------------------------------------------------
+    page_size: int = Field(100, ge=1, description="default entries per page of a listing")
+    max_page_size: int = Field(500, ge=1, description="largest `limit` a listing accepts")
+    max_page_bytes: int = Field(
+        64 * 1024, ge=1024, description="soft cap on the serialized size of one page"
+    )
+
+    # logging ----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="stderr log level; DEBUG adds one line per tool call"
+    )
+
+    # HTTP security --------------------------------------------------------------------
+    auth_tokens: SecretStr | None = Field(
+        None, description="bearer tokens as token=principal pairs, comma separated"
+    )
+    auth_tokens_file: Path | None = Field(
+        None, description="file with one token=principal per line (# comments)"
+    )
+    allow_insecure_remote: bool = Field(
+        False, description="serve a non-loopback address without bearer tokens"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host header values accepted (host:port, host:*)"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origin header values accepted (scheme://host:port)"
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest HTTP request body")
+    http_idle_timeout: float = Field(
+        1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
+    )
+
+    # benchmarks -------------------------------------------------------------------------
+    enable_echo_tool: bool = Field(False, description="register an `echo` tool (benchmarks)")
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_pages(self) -> Settings:
+        if self.page_size > self.max_page_size:
+            raise ValueError("page_size must not exceed max_page_size")
+        return self
+
+    # derived --------------------------------------------------------------------------
+    @property
+    def store_url(self) -> str:
+        return self.redis_url or "memory://"
+
+    def limits(self) -> Limits:
+        return Limits(**{name: getattr(self, name) for name in Limits.model_fields})
+
+    def store_config(self) -> StoreConfig:
+        return StoreConfig(
+            lease_seconds=self.lease_seconds,
+            max_lease_seconds=self.max_lease_seconds,
+            checkpoint_retention_seconds=self.checkpoint_retention_seconds,
+            key_prefix=self.key_prefix,
+            limits=self.limits(),
+        )

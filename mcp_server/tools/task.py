@@ -1,0 +1,135 @@
+"""task_state_* and scratchpad_* tools: what the agent is doing, and its notes."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from pydantic import ValidationError
+
+from mcp_server.arguments import (
+    Content,
+    Cursor,
+    Description,
+    Limit,
+    Metadata,
+    Progress,
+    SessionArg,
+    Status,
+    Step,
+    TaskId,
+    TotalSteps,
+)
+from mcp_server.errors import describe_validation
+from mcp_server.paging import decode_cursor, encode_cursor, take
+from mcp_server.results import AppendResult, ScratchpadPage, TaskStateGetResult, TaskStateResult
+from mcp_server.runtime import Runtime
+from mcp_server.tooling import make_tool
+from memory_core import InvalidArgumentError, TaskState
+
+
+def task_tools(rt: Runtime) -> list[Tool]:
+    async def task_state_set(
+        *,
+        task_id: TaskId,
+        status: Status,
+        ctx: Context,
+        description: Description = None,
+        current_step: Step = None,
+        total_steps: TotalSteps = None,
+        progress: Progress = None,
+        metadata: Metadata = None,
+        session: SessionArg = None,
+    ) -> TaskStateResult:
+        fields = {
+            "task_id": task_id,
+            "status": status,
+            "description": description,
+            "current_step": current_step,
+            "total_steps": total_steps,
+            "progress": progress,
+            "metadata": metadata,
+        }
+        try:
+            state = TaskState(**{k: v for k, v in fields.items() if v is not None})
+        except ValidationError as exc:
+            raise InvalidArgumentError(describe_validation(exc)) from None
+        s = await rt.session(ctx, session)
+        stored = await s.memory.set_task_state(state)
+        await rt.changed(s)
+        return TaskStateResult(state=stored)
+
+    async def task_state_get(ctx: Context, session: SessionArg = None) -> TaskStateGetResult:
+        s = await rt.session(ctx, session)
+        return TaskStateGetResult(state=await s.memory.get_task_state())
+
+    async def scratchpad_append(
+        content: Content, ctx: Context, session: SessionArg = None
+    ) -> AppendResult:
+        s = await rt.session(ctx, session)
+        length = await s.memory.append_scratchpad(content)
+        await rt.changed(s)
+        return AppendResult(length=length)
+
+    async def scratchpad_get(
+        ctx: Context, cursor: Cursor = None, limit: Limit = None, session: SessionArg = None
+    ) -> ScratchpadPage:
+        count = rt.pages.limit(limit)
+        start = _offset(cursor)
+        s = await rt.session(ctx, session)
+        entries, total = await s.memory.get_scratchpad_page(start, count)
+        page = take(entries, count, rt.pages.max_bytes, lambda e: len(e.encode("utf-8")))
+        end = start + len(page)
+        next_cursor = encode_cursor("scratchpad", o=end) if end < total else None
+        return ScratchpadPage(entries=page, next_cursor=next_cursor)
+
+    st = rt.settings
+    return [
+        make_tool(
+            task_state_set,
+            title="Record task state",
+            description=(
+                "Record what you are working on: task id, status (pending, in_progress, "
+                "completed, failed, cancelled), optional description, step counts, progress "
+                "0..1 and metadata. Replaces the previous task state as a whole."
+            ),
+            settings=st,
+            idempotent=True,
+        ),
+        make_tool(
+            task_state_get,
+            title="Read task state",
+            description="Read the task state last recorded with task_state_set, or null.",
+            settings=st,
+            read_only=True,
+            idempotent=True,
+        ),
+        make_tool(
+            scratchpad_append,
+            title="Add a note",
+            description=(
+                "Append one note to the scratchpad, an ordered list of your notes and "
+                "intermediate thoughts for this session. Returns how many notes it now holds."
+            ),
+            settings=st,
+        ),
+        make_tool(
+            scratchpad_get,
+            title="Read notes",
+            description=(
+                "Read the scratchpad notes, oldest first, one page at a time. When "
+                "next_cursor is not null, call again with it to get more."
+            ),
+            settings=st,
+            read_only=True,
+            idempotent=True,
+        ),
+    ]
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    offset = decode_cursor(cursor, "scratchpad").get("o")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidArgumentError("cursor is not valid for this listing; omit it to start over")
+    return offset

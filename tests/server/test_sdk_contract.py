@@ -1,0 +1,112 @@
+"""What mcp_server relies on inside the MCP SDK. If one of these fails after an SDK
+upgrade, fix ``mcp_server/connection.py`` (or ``tooling.py``) before anything else:
+sessions would silently stop being bound to, or torn down with, their connections."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import mcp
+from mcp.server.connection import Connection
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp.server.session import ServerSession
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_server import connection as sdk
+from mcp_server.server import WorkingMemoryServer
+from tests.server.helpers import agent
+
+PINNED = "2.3.0"
+
+
+def test_sdk_version_is_the_pinned_one() -> None:
+    from importlib.metadata import version
+
+    assert version("mcp") == PINNED, "re-check mcp_server/connection.py against the new SDK"
+    assert mcp.__name__ == "mcp"
+
+
+def test_private_attributes_still_exist() -> None:
+    connection = Connection.for_loop(outbound=None)  # type: ignore[arg-type]
+    session = ServerSession(None, connection)  # type: ignore[arg-type]
+    assert session._connection is connection
+    assert isinstance(connection.exit_stack, AsyncExitStack)
+    assert isinstance(connection.state, dict)
+    assert connection.session_id is None
+    assert hasattr(MCPServer(), "_lowlevel_server")
+    assert "2026-07-28" in MODERN_PROTOCOL_VERSIONS
+    assert callable(getattr(FuncMetadata, "pre_parse_json", None))
+
+
+async def test_connection_is_reachable_per_connection(
+    server: WorkingMemoryServer, monkeypatch: Any
+) -> None:
+    """In the handshake era one Connection serves every request of a client, its exit
+    stack unwinds when the client goes, and each stateless request gets a fresh one."""
+    seen: list[tuple[int, bool]] = []
+    closed: list[int] = []
+    original = server.runtime.binder.resolve
+
+    async def spy(request: Any, handle: str | None) -> Any:
+        conn = sdk.connection_of(request)
+        if not any(c == id(conn) for c, _ in seen):
+
+            async def on_exit(ident: int = id(conn)) -> None:
+                closed.append(ident)
+
+            sdk.on_close(conn, on_exit)
+        seen.append((id(conn), sdk.is_stateless(request)))
+        assert sdk.transport_session_id(conn) is None  # in-memory has no transport id
+        return await original(request, handle)
+
+    monkeypatch.setattr(server.runtime.binder, "resolve", spy)
+    async with agent(server, "legacy") as a:
+        await a.call("memory_set", key="k", value=1)
+        await a.call("memory_get", key="k")
+    assert len({c for c, _ in seen}) == 1 and not any(stateless for _, stateless in seen)
+    assert closed == [seen[0][0]]
+
+    seen.clear()
+    closed.clear()
+    async with agent(server, "stateless") as a:
+        await a.call("memory_set", key="k", value=1)
+        await a.call("memory_get", key="k")
+    assert len(seen) == 2 and all(stateless for _, stateless in seen)
+    assert len(closed) == 2  # each stateless request's connection ended with it
+
+
+async def test_tool_errors_keep_their_cause() -> None:
+    """call_tool maps failures by ``__cause__``: the SDK must keep chaining them."""
+    from pydantic import ValidationError
+
+    server: MCPServer[Any] = MCPServer()
+
+    @server.tool()
+    async def fails(x: int, ctx: Context) -> int:
+        raise KeyError("boom")
+
+    try:
+        await server.call_tool("fails", {"x": "not an int"})
+    except ToolError as exc:
+        assert not isinstance(exc, UnexpectedToolError)
+        assert isinstance(exc.__cause__, ValidationError)
+    try:
+        await server.call_tool("fails", {"x": 1})
+    except UnexpectedToolError as exc:
+        assert isinstance(exc.__cause__, KeyError)
+
+
+async def test_sdk_still_reparses_json_strings() -> None:
+    """Why tooling keeps ``value`` verbatim: the SDK turns '[1]' into [1] for Any."""
+    server: MCPServer[Any] = MCPServer()
+    got: list[Any] = []
+
+    @server.tool()
+    async def take(value: Any) -> None:
+        got.append(value)
+
+    await server.call_tool("take", {"value": "[1]"})
+    assert got == [[1]]

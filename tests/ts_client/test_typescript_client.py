@@ -1,0 +1,71 @@
+"""A client that is not ours: the official MCP TypeScript SDK drives the stdio server.
+
+Skipped with a reason when node/npm are missing; ``WM_REQUIRE_NODE=1`` (CI) makes
+that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def node_client() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        if os.environ.get("WM_REQUIRE_NODE") == "1":
+            pytest.fail("WM_REQUIRE_NODE=1 but node/npm are not installed")
+        pytest.skip("node and npm are needed for the TypeScript SDK client test")
+    if not (HERE / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=HERE,
+            check=True,
+            timeout=300,
+        )
+    return HERE / "client.mjs"
+
+
+def run_client(script: Path, env: dict[str, str]) -> dict[str, object]:
+    proc = subprocess.run(
+        ["node", str(script)],
+        check=False,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no result line; stdout={proc.stdout!r} stderr={proc.stderr[-2000:]!r}"
+    result = json.loads(lines[-1])
+    assert proc.returncode == 0 and result["ok"], result.get("error") or proc.stderr[-2000:]
+    return result
+
+
+def stdio_env(**extra: str) -> dict[str, str]:
+    return {
+        "WM_TS_TRANSPORT": "stdio",
+        "WM_SERVER_COMMAND": sys.executable,
+        "WM_SERVER_ARGS": json.dumps(["-m", "mcp_server", "--transport", "stdio"]),
+        **extra,
+    }
+
+
+def test_typescript_sdk_over_stdio_in_memory(node_client: Path) -> None:
+    result = run_client(node_client, stdio_env())
+    assert int(result["checks"]) > 60  # type: ignore[call-overload]
+
+
+def test_typescript_sdk_over_stdio_with_redis(
+    node_client: Path, redis_url: str, key_prefix: str
+) -> None:
+    result = run_client(node_client, stdio_env(WM_REDIS_URL=redis_url, WM_KEY_PREFIX=key_prefix))
+    assert int(result["checks"]) > 60  # type: ignore[call-overload]
