@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         flag = "--" + name.replace("_", "-")
         kwargs: dict[str, Any] = {"help": field.description, "dest": name}
-        if field.annotation is bool:
+        if field.annotation in (bool, bool | None):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(field.annotation) is typing.Literal:
             kwargs["choices"] = typing.get_args(field.annotation)

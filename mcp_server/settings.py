@@ -54,9 +54,15 @@ class Settings(BaseSettings):
 
     # storage --------------------------------------------------------------------------
     redis_url: str | None = Field(
-        None, description="redis://, rediss:// or unix:// URL; unset keeps memory in-process"
+        None,
+        description="redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL; "
+        "unset keeps memory in-process",
     )
-    fallback: bool = Field(True, description="serve from memory while Redis is unreachable")
+    fallback: bool | None = Field(
+        None,
+        description="serve from memory while Redis is unreachable (default: on for a single "
+        "Redis, off for cluster/sentinel)",
+    )
     connect_timeout: float = Field(0.25, gt=0, description="Redis connect timeout, seconds")
     command_timeout: float = Field(0.5, gt=0, description="Redis command timeout, seconds")
     key_prefix: str = Field(

@@ -25,7 +25,7 @@ def test_defaults() -> None:
         "127.0.0.1",
         8765,
         None,
-        True,
+        None,  # on for a single Redis, off (fail closed) for cluster/sentinel
     )
     assert s.store_url == "memory://" and s.enable_echo_tool is False
     assert s.limits() == Limits()
@@ -152,3 +152,14 @@ def test_cli_refuses_unsafe_start(
         main(["--transport", "http", "--host", "0.0.0.0"])
     assert exc.value.code == 2
     assert "without bearer tokens" in caplog.text
+
+
+def test_fallback_default_depends_on_the_topology() -> None:
+    from mcp_server.store import build_store
+
+    single = build_store(Settings(redis_url="redis://127.0.0.1:1/0"))
+    cluster = build_store(Settings(redis_url="redis+cluster://127.0.0.1:1"))
+    forced = build_store(Settings(redis_url="redis+cluster://127.0.0.1:1", fallback=True))
+    assert single.backend.fallback_enabled is True  # type: ignore[attr-defined]
+    assert cluster.backend.fallback_enabled is False  # type: ignore[attr-defined]
+    assert forced.backend.fallback_enabled is True  # type: ignore[attr-defined]
