@@ -39,12 +39,25 @@ class InvalidArgumentError(WorkingMemoryError):
     code = "INVALID_ARGUMENT"
 
 
+# What a model can do about each limit, in one place for every backend.
+LIMIT_HINTS = {
+    "max_keys": "delete keys you no longer need or clear the memory",
+    "max_session_bytes": "delete keys or scratchpad content you no longer need",
+    "max_scratchpad_entries": "summarize what you need into a variable; the scratchpad is full",
+    "max_sessions": "close sessions you no longer need (session_close) and retry",
+    "max_value_bytes": "store a smaller value or split it across several keys",
+    "max_scratchpad_entry_bytes": "write a shorter entry or split it into several",
+    "max_task_state_bytes": "keep the description and metadata shorter",
+}
+
+
 class LimitExceededError(WorkingMemoryError):
     """A configured limit would be exceeded; nothing was changed."""
 
     code = "LIMIT_EXCEEDED"
 
-    def __init__(self, limit: str, maximum: int, current: int, hint: str) -> None:
+    def __init__(self, limit: str, maximum: int, current: int, hint: str | None = None) -> None:
+        hint = hint if hint is not None else LIMIT_HINTS.get(limit, "")
         super().__init__(f"limit {limit} is {maximum} and this session is at {current}; {hint}")
         self.limit = limit
         self.maximum = maximum
@@ -56,7 +69,8 @@ class ValueTooLargeError(LimitExceededError):
 
     code = "VALUE_TOO_LARGE"
 
-    def __init__(self, limit: str, maximum: int, size: int, hint: str) -> None:
+    def __init__(self, limit: str, maximum: int, size: int, hint: str | None = None) -> None:
+        hint = hint if hint is not None else LIMIT_HINTS.get(limit, "")
         WorkingMemoryError.__init__(
             self, f"{limit} is {maximum} bytes but this one is {size} bytes; {hint}"
         )

@@ -78,12 +78,7 @@ class SessionStore:
         lease = self.lease_ms(lease_seconds)
         limit = self.config.limits.max_sessions
         if len(self._owned) >= limit and self.open_count() >= limit:
-            raise LimitExceededError(
-                "max_sessions",
-                limit,
-                len(self._owned),
-                "close sessions you no longer need (session_close) and retry",
-            )
+            raise LimitExceededError("max_sessions", limit, len(self._owned))
         sid = session_id or new_session_id()
         await self.backend.open_session(SessionRef(sid, principal), lease)
         self._owned[sid] = (principal, lease, self.clock.now_ms())

@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from memory_core.config import StoreConfig
+from memory_core.errors import ValueTooLargeError
 from memory_core.models import CheckpointInfo, Health, Usage
 
 
@@ -64,6 +65,16 @@ class Backend(ABC):
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self.limits = config.limits
+
+    def check_size(self, limit: str, text: str) -> None:
+        """Raise ``ValueTooLargeError`` when ``text`` is over the byte limit ``limit``
+        (a field of ``Limits``); these limits need no state, so backends check them
+        before any storage call."""
+        maximum: int = getattr(self.limits, limit)
+        if len(text) * 4 > maximum:  # only then can the UTF-8 form be too large
+            size = len(text.encode("utf-8"))
+            if size > maximum:
+                raise ValueTooLargeError(limit, maximum, size)
 
     # lifecycle ---------------------------------------------------------------
     async def start(self) -> None:  # noqa: B027 - optional hook

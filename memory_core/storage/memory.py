@@ -20,7 +20,6 @@ from memory_core.errors import (
     LimitExceededError,
     NotFoundError,
     SessionNotFoundError,
-    ValueTooLargeError,
 )
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
@@ -173,6 +172,30 @@ class MemoryBackend(Backend):
         return purged
 
     @staticmethod
+    def _fill(
+        sess: _Session,
+        variables: list[tuple[str, str, int | None]],
+        task: str | None,
+        scratchpad: list[str],
+        now: int,
+    ) -> None:
+        """Replace a session's live state (restore, import) and recount its bytes."""
+        sess.variables = {}
+        sess.expiries = []
+        total = 0
+        for key, value, ttl in variables:
+            at = None if ttl is None else now + ttl
+            sess.variables[key] = (value, at)
+            if at is not None:
+                sess.expiries.append((at, key))
+            total += _size(key) + _size(value)
+        heapq.heapify(sess.expiries)
+        sess.task = task
+        sess.scratchpad = list(scratchpad)
+        total += (_size(task) if task else 0) + sum(_size(e) for e in scratchpad)
+        sess.bytes = total
+
+    @staticmethod
     def _compact(sess: _Session) -> None:
         """Rebuild the expiry heap from live keys: overwritten TTLs leave stale heap
         entries behind, and without this a key rewritten with a long TTL would grow the
@@ -248,35 +271,19 @@ class MemoryBackend(Backend):
     # variables -------------------------------------------------------------------
     async def set(self, ref: SessionRef, key: str, value: str, ttl_ms: int | None) -> None:
         limits = self.limits
+        self.check_size("max_value_bytes", value)
         value_bytes = _size(value)
-        if value_bytes > limits.max_value_bytes:
-            raise ValueTooLargeError(
-                "max_value_bytes",
-                limits.max_value_bytes,
-                value_bytes,
-                "store a smaller value or split it across several keys",
-            )
         sess, now = self._session(ref)
         old = sess.variables.get(key)
         key_bytes = _size(key)
         new_bytes = sess.bytes + key_bytes + value_bytes
         if old is None:
             if len(sess.variables) >= limits.max_keys:
-                raise LimitExceededError(
-                    "max_keys",
-                    limits.max_keys,
-                    len(sess.variables),
-                    "delete keys you no longer need or clear the memory",
-                )
+                raise LimitExceededError("max_keys", limits.max_keys, len(sess.variables))
         else:
             new_bytes -= key_bytes + _size(old[0])
         if new_bytes > limits.max_session_bytes:
-            raise LimitExceededError(
-                "max_session_bytes",
-                limits.max_session_bytes,
-                sess.bytes,
-                "delete keys or scratchpad content you no longer need",
-            )
+            raise LimitExceededError("max_session_bytes", limits.max_session_bytes, sess.bytes)
         expires_at = None if ttl_ms is None else now + ttl_ms
         sess.variables[key] = (value, expires_at)
         sess.bytes = new_bytes
@@ -324,23 +331,12 @@ class MemoryBackend(Backend):
     # task state and scratchpad ---------------------------------------------------
     async def set_task(self, ref: SessionRef, task: str) -> None:
         limits = self.limits
+        self.check_size("max_task_state_bytes", task)
         size = _size(task)
-        if size > limits.max_task_state_bytes:
-            raise ValueTooLargeError(
-                "max_task_state_bytes",
-                limits.max_task_state_bytes,
-                size,
-                "keep the description and metadata shorter",
-            )
         sess, _ = self._session(ref)
         new_bytes = sess.bytes + size - (_size(sess.task) if sess.task else 0)
         if new_bytes > limits.max_session_bytes:
-            raise LimitExceededError(
-                "max_session_bytes",
-                limits.max_session_bytes,
-                sess.bytes,
-                "delete keys or scratchpad content you no longer need",
-            )
+            raise LimitExceededError("max_session_bytes", limits.max_session_bytes, sess.bytes)
         sess.task = task
         sess.bytes = new_bytes
 
@@ -350,29 +346,15 @@ class MemoryBackend(Backend):
 
     async def append_scratchpad(self, ref: SessionRef, entry: str) -> int:
         limits = self.limits
+        self.check_size("max_scratchpad_entry_bytes", entry)
         size = _size(entry)
-        if size > limits.max_scratchpad_entry_bytes:
-            raise ValueTooLargeError(
-                "max_scratchpad_entry_bytes",
-                limits.max_scratchpad_entry_bytes,
-                size,
-                "write a shorter entry or split it into several",
-            )
         sess, _ = self._session(ref)
         if len(sess.scratchpad) >= limits.max_scratchpad_entries:
             raise LimitExceededError(
-                "max_scratchpad_entries",
-                limits.max_scratchpad_entries,
-                len(sess.scratchpad),
-                "summarize what you need into a variable; the scratchpad is full",
+                "max_scratchpad_entries", limits.max_scratchpad_entries, len(sess.scratchpad)
             )
         if sess.bytes + size > limits.max_session_bytes:
-            raise LimitExceededError(
-                "max_session_bytes",
-                limits.max_session_bytes,
-                sess.bytes,
-                "delete keys or scratchpad content you no longer need",
-            )
+            raise LimitExceededError("max_session_bytes", limits.max_session_bytes, sess.bytes)
         sess.scratchpad.append(entry)
         sess.bytes += size
         return len(sess.scratchpad)
@@ -443,20 +425,7 @@ class MemoryBackend(Backend):
         sess, now = self._session(ref)
         cp = self._find_checkpoint(ref, checkpoint_id, now)
         snap = Snapshot.from_json(cp.blob)
-        sess.variables = {}
-        sess.expiries = []
-        total = 0
-        for key, value, ttl in snap.variables:
-            at = None if ttl is None else now + ttl
-            sess.variables[key] = (value, at)
-            if at is not None:
-                heapq.heappush(sess.expiries, (at, key))
-            total += _size(key) + _size(value)
-        sess.task = snap.task
-        sess.scratchpad = list(snap.scratchpad)
-        total += _size(snap.task) if snap.task else 0
-        total += sum(_size(e) for e in snap.scratchpad)
-        sess.bytes = total
+        self._fill(sess, snap.variables, snap.task, snap.scratchpad, now)
 
     async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
         _, now = self._session(ref)
@@ -524,17 +493,8 @@ class MemoryBackend(Backend):
             lease_ms=state.lease_ms,
             expires_at=now + state.expires_in_ms,
         )
-        for key, (value, ttl) in state.variables.items():
-            at = None if ttl is None else now + ttl
-            sess.variables[key] = (value, at)
-            if at is not None:
-                heapq.heappush(sess.expiries, (at, key))
-            sess.bytes += _size(key) + _size(value)
-        sess.task = state.task
-        sess.scratchpad = list(state.scratchpad)
-        sess.bytes += (_size(state.task) if state.task else 0) + sum(
-            _size(e) for e in state.scratchpad
-        )
+        variables = [(k, v, ttl) for k, (v, ttl) in state.variables.items()]
+        self._fill(sess, variables, state.task, state.scratchpad, now)
         self._sessions[state.session_id] = sess
         for cid in list(self._session_checkpoints.get(state.session_id, [])):
             self._forget_checkpoint(cid)

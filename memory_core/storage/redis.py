@@ -27,7 +27,6 @@ from memory_core.errors import (
     NotFoundError,
     SessionNotFoundError,
     StorageUnavailableError,
-    ValueTooLargeError,
 )
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
@@ -41,11 +40,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NOT_FOUND = (
     "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
 )
-_HINTS = {
-    "max_keys": "delete keys you no longer need or clear the memory",
-    "max_session_bytes": "delete keys or scratchpad content you no longer need",
-    "max_scratchpad_entries": "summarize what you need into a variable; the scratchpad is full",
-}
 _SESSION_SCRIPTS = (
     "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "clear",
     "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
@@ -74,7 +68,7 @@ def _translate(exc: ResponseError) -> Exception:
         return NotFoundError(CHECKPOINT_NOT_FOUND)
     if text.startswith("WM_LIMIT"):
         _, name, maximum, current = text.split()[:4]
-        return LimitExceededError(name, int(maximum), int(current), _HINTS.get(name, ""))
+        return LimitExceededError(name, int(maximum), int(current))
     log.error("unexpected Redis error reply: %s", text)
     return StorageUnavailableError()
 
@@ -188,20 +182,12 @@ class RedisBackend(Backend):
 
     # variables -------------------------------------------------------------------
     async def set(self, ref: SessionRef, key: str, value: str, ttl_ms: int | None) -> None:
-        self._check_value(value)
+        self.check_size("max_value_bytes", value)
         limits = self.limits
         await self._run(
             "set", ref.session_id, ref.principal, key, value,
             "" if ttl_ms is None else ttl_ms, limits.max_keys, limits.max_session_bytes,
         )  # fmt: skip
-
-    def _check_value(self, value: str) -> None:
-        size = len(value.encode("utf-8"))
-        if size > self.limits.max_value_bytes:
-            raise ValueTooLargeError(
-                "max_value_bytes", self.limits.max_value_bytes, size,
-                "store a smaller value or split it across several keys",
-            )  # fmt: skip
 
     async def get(self, ref: SessionRef, key: str) -> tuple[str, int | None] | None:
         found = await self._run("get", ref.session_id, ref.principal, key)
@@ -228,12 +214,7 @@ class RedisBackend(Backend):
 
     # task state and scratchpad -----------------------------------------------------
     async def set_task(self, ref: SessionRef, task: str) -> None:
-        size = len(task.encode("utf-8"))
-        if size > self.limits.max_task_state_bytes:
-            raise ValueTooLargeError(
-                "max_task_state_bytes", self.limits.max_task_state_bytes, size,
-                "keep the description and metadata shorter",
-            )  # fmt: skip
+        self.check_size("max_task_state_bytes", task)
         await self._run(
             "set_task", ref.session_id, ref.principal, task, self.limits.max_session_bytes
         )
@@ -243,13 +224,8 @@ class RedisBackend(Backend):
         return None if result is None else str(result)
 
     async def append_scratchpad(self, ref: SessionRef, entry: str) -> int:
-        size = len(entry.encode("utf-8"))
+        self.check_size("max_scratchpad_entry_bytes", entry)
         limits = self.limits
-        if size > limits.max_scratchpad_entry_bytes:
-            raise ValueTooLargeError(
-                "max_scratchpad_entry_bytes", limits.max_scratchpad_entry_bytes, size,
-                "write a shorter entry or split it into several",
-            )  # fmt: skip
         return int(
             await self._run(
                 "append_pad",

@@ -6,12 +6,7 @@ local now = now_ms()
 purge(now)
 refresh(s.lease)
 local base, retention, max = ARGV[4], tonumber(ARGV[6]), tonumber(ARGV[5])
-local all = redis.call('HGETALL', VARS)
-local ttls = {}
-local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')
-for i = 1, #z, 2 do ttls[z[i]] = tonumber(z[i + 1]) - now end
-local vars = {}
-for i = 1, #all, 2 do vars[#vars + 1] = {all[i], all[i + 1], ttls[all[i]] or -1} end
+local vars = variables(now)
 local blob = cjson.encode({
   s = ARGV[7], p = ARGV[1], l = ARGV[3], c = now, v = vars,
   t = redis.call('HGET', META, 't') or '', x = redis.call('LRANGE', PAD, 0, -1),

@@ -5,15 +5,11 @@ local m = redis.call('HMGET', META, 'p', 'l', 't')
 if not m[1] then return nil end
 local now = now_ms()
 purge(now)
-local all = redis.call('HGETALL', VARS)
-local ttls = {}
-local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')
-for i = 1, #z, 2 do ttls[z[i]] = tonumber(z[i + 1]) - now end
 local vars = {}
-for i = 1, #all, 2 do
-  vars[#vars + 1] = all[i]
-  vars[#vars + 1] = all[i + 1]
-  vars[#vars + 1] = ttls[all[i]] or -1
+for _, e in ipairs(variables(now)) do
+  vars[#vars + 1] = e[1]
+  vars[#vars + 1] = e[2]
+  vars[#vars + 1] = e[3]
 end
 local cps = {}
 local entries = redis.call('HGETALL', CPM)

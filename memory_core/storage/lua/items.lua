@@ -4,14 +4,10 @@ if not s then return redis.error_reply(NO_SESSION) end
 local now = now_ms()
 purge(now)
 refresh_read(s.lease)
-local all = redis.call('HGETALL', VARS)
-local ttls = {}
-local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')
-for i = 1, #z, 2 do ttls[z[i]] = tonumber(z[i + 1]) - now end
 local out = {}
-for i = 1, #all, 2 do
-  out[#out + 1] = all[i]
-  out[#out + 1] = all[i + 1]
-  out[#out + 1] = ttls[all[i]] or -1
+for _, e in ipairs(variables(now)) do
+  out[#out + 1] = e[1]
+  out[#out + 1] = e[2]
+  out[#out + 1] = e[3]
 end
 return out

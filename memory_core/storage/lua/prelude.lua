@@ -72,6 +72,17 @@ local function expire_one(key, now)
   return false
 end
 
+-- Every live variable as {key, value, remaining ttl ms or -1} (call purge first).
+local function variables(now)
+  local all = redis.call('HGETALL', VARS)
+  local ttls = {}
+  local z = redis.call('ZRANGE', EXP, 0, -1, 'WITHSCORES')
+  for i = 1, #z, 2 do ttls[z[i]] = tonumber(z[i + 1]) - now end
+  local out = {}
+  for i = 1, #all, 2 do out[#out + 1] = {all[i], all[i + 1], ttls[all[i]] or -1} end
+  return out
+end
+
 local NO_SESSION = 'WM_NOSESSION'
 local function limit(name, max, current)
   return redis.error_reply('WM_LIMIT ' .. name .. ' ' .. max .. ' ' .. current)
