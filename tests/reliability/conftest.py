@@ -11,7 +11,7 @@ FULL = os.environ.get("WM_RELIABILITY") == "full"
 
 
 def scale(short: int, full: int) -> int:
-    """A count for the current mode: ``short`` in ``make test``, ``full`` in ``make reliability``."""
+    """A count for the mode: ``short`` in ``make test``, ``full`` in ``make reliability``."""
     return full if FULL else short
 
 
