@@ -117,7 +117,7 @@ async def compare(ops: list[tuple[Any, ...]], redis_url: str | None) -> None:
             config, "redis://fake", client=fakeredis.FakeAsyncRedis(decode_responses=True)
         )
     else:
-        backend = RedisBackend(config, redis_url)
+        backend = RedisBackend(config, redis_url, connect_timeout=5, command_timeout=5)
     other = SessionStore(backend)
     try:
         expected = await run_ops(memory, ops)

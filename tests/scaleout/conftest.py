@@ -81,7 +81,11 @@ async def build(
     prefix: str,
     limits: Limits | None = None,
 ) -> Harness:
-    store = SessionStore(backend_from_url(topology.url, make_config(prefix, limits)))
+    store = SessionStore(
+        backend_from_url(
+            topology.url, make_config(prefix, limits), connect_timeout=5, command_timeout=5
+        )
+    )
     await store.start()
     return Harness(kind, store, raw_client(topology), prefix, None)
 
