@@ -99,19 +99,61 @@ def validate_pattern(pattern: object) -> str:
     return pattern
 
 
+class _Glob:
+    """A glob split at its stars into fixed-width segments.
+
+    One regex with a ``.*`` per star backtracks exponentially (``*a*a*a*a*b`` against
+    ``aaaa...`` ran for minutes, stalling the event loop); matching segment by segment
+    does not: the first segment is anchored at the start, the last at the end, and
+    each middle one is placed at its leftmost occurrence, which is optimal for globs.
+    Every segment matches exactly one character per token, so each search is linear
+    in the key times the segment's width.
+    """
+
+    __slots__ = ("segments", "widths")
+
+    def __init__(self, segments: list[list[str]]) -> None:
+        self.segments = [re.compile("".join(tokens), re.DOTALL) for tokens in segments]
+        self.widths = [len(tokens) for tokens in segments]
+
+    def fullmatch(self, key: str) -> bool:
+        segments, widths = self.segments, self.widths
+        if len(segments) == 1:
+            return segments[0].fullmatch(key) is not None
+        pos, end = 0, len(key) - widths[-1]
+        if end < widths[0]:
+            return False
+        if widths[0] and segments[0].match(key) is None:
+            return False
+        pos = widths[0]
+        if widths[-1] and segments[-1].fullmatch(key, end) is None:
+            return False
+        for segment, width in zip(segments[1:-1], widths[1:-1], strict=True):
+            if not width:
+                continue
+            found = segment.search(key, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+
 @lru_cache(maxsize=256)
-def _compile_glob(pattern: str) -> re.Pattern[str]:
+def _compile_glob(pattern: str) -> _Glob:
     """Translate a glob (``*``, ``?``, ``[abc]``, ``[a-z]``, ``[!x]``/``[^x]``, ``\\x``).
 
     An unclosed ``[`` matches a literal ``[``.
     """
-    out: list[str] = []
+    segments: list[list[str]] = [[]]
+    out = segments[0]
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
         i += 1
         if ch == "*":
-            out.append(".*")
+            if out or len(segments) == 1:  # consecutive stars are one star
+                out = []
+                segments.append(out)
         elif ch == "?":
             out.append(".")
         elif ch == "\\" and i < n:
@@ -149,11 +191,11 @@ def _compile_glob(pattern: str) -> re.Pattern[str]:
                 out.append(f"[{'^' if negate else ''}{cls}]")
         else:
             out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
+    return _Glob(segments)
 
 
 def glob_match(pattern: str, key: str) -> bool:
-    """True when ``key`` matches the whole glob ``pattern``."""
+    """True when ``key`` matches the whole glob ``pattern`` (linear-time, see ``_Glob``)."""
     if pattern == "*":
         return True
-    return _compile_glob(pattern).fullmatch(key) is not None
+    return _compile_glob(pattern).fullmatch(key)

@@ -73,6 +73,7 @@ class FallbackBackend(Backend):
         self._dirty: set[str] = set()
         self._closed_in_outage: dict[str, str] = {}
         self._redis_up = True
+        self._server_id: str | None = None
         self._probe_min = probe_min_seconds
         self._probe_max = probe_max_seconds
         self._prober: asyncio.Task[None] | None = None
@@ -89,7 +90,8 @@ class FallbackBackend(Backend):
     async def start(self) -> None:
         if self.mirror is not None:
             await self.mirror.start()
-        if not await self.primary.ping():
+        self._server_id = await self.primary.server_id()
+        if self._server_id is None:
             self._trip("Redis is unreachable at startup")
 
     async def close(self) -> None:
@@ -161,10 +163,18 @@ class FallbackBackend(Backend):
         into the mirror unseen."""
         mirror = self.mirror
         written = 0
+        server_id = await self.primary.server_id()
+        if server_id is None:
+            raise StorageUnavailableError()
+        # Same Redis process as before the outage: it lost nothing, so only the
+        # sessions changed meanwhile need writing. Restarted or failed over: also put
+        # back every held session it no longer has (never overwriting one it has,
+        # and never resurrecting one another process closed while Redis kept running).
+        restarted = server_id != self._server_id
         if mirror is not None:
             first = True
             while first or self._dirty:
-                targets = mirror.session_ids() if first else list(self._dirty)
+                targets = mirror.session_ids() if first and restarted else list(self._dirty)
                 first = False
                 for sid in targets:
                     async with self._lock(sid):
@@ -178,6 +188,7 @@ class FallbackBackend(Backend):
         for sid, principal in list(self._closed_in_outage.items()):
             await self.primary.close_session(SessionRef(sid, principal))
             del self._closed_in_outage[sid]
+        self._server_id = server_id
         self.write_backs += 1
         self.write_back_sessions += written
         log.info("write-back: %d session(s) written to Redis", written)

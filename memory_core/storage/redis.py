@@ -130,6 +130,19 @@ class RedisBackend(Backend):
         except (RedisError, OSError):
             return False
 
+    async def server_id(self) -> str | None:
+        """Identity of the Redis server process(es) (``run_id``): it changes when
+        Redis restarts or fails over, which is when data may have been lost. None
+        when Redis does not answer."""
+        try:
+            info: dict[str, Any] = await self.client.info("server")
+        except (RedisError, OSError):
+            return None
+        if "run_id" in info:
+            return str(info["run_id"])
+        # A cluster client answers per node.
+        return ",".join(sorted(str(v.get("run_id")) for v in info.values() if isinstance(v, dict)))
+
     async def health(self) -> Health:
         ok = await self.ping()
         return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")

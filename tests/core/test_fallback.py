@@ -296,3 +296,30 @@ async def test_outage_during_write_back_keeps_serving(
     redis_server.start()
     await wait_mode(store, "redis")
     assert await m.get_all() == {f"k{i}": i for i in range(20)}
+
+
+async def test_recovery_never_resurrects_a_session_closed_elsewhere(
+    redis_server: RedisProcess, store_on: SessionStore, key_prefix: str
+) -> None:
+    store = store_on
+    closed_elsewhere = await store.open("alice")
+    await store.memory(closed_elsewhere, "alice").set("k", 1)
+    other = fallback_store(redis_server.url, key_prefix)
+    await other.start()
+    assert await other.close_session(closed_elsewhere, "alice")
+    await other.close()
+    busy = await store.open("alice")
+    redis_server.pause()  # the same Redis process comes back: it lost nothing
+    try:
+        await store.memory(busy, "alice").set("during", 1)
+    finally:
+        redis_server.resume()
+    await wait_mode(store, "redis")
+    assert (await store.health()).write_back_sessions == 1
+    view = await redis_view(redis_server.url, key_prefix)
+    try:
+        with pytest.raises(SessionNotFoundError):
+            await view.memory(closed_elsewhere, "alice").get("k")
+        assert await view.memory(busy, "alice").get("during") == 1
+    finally:
+        await view.close()
