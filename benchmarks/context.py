@@ -32,6 +32,10 @@ class Options:
     warmup: int = 200
     block: int = 25  # calls per turn when variants alternate (x10 for in-process ones)
     big_session_keys: int = 10_000
+    mcp_rounds: int = 5  # section mcp: full tool calls to a server subprocess
+    mcp_iterations: int = 150  # per variant per round over HTTP (stdio: 3x as many)
+    mcp_warmup: int = 30
+    mcp_block: int = 10
     redis_url: str | None = None  # explicit URL; None: discover
     use_redis: bool = True
     spawn_redis: bool = True
@@ -47,7 +51,20 @@ class Options:
         use_redis: bool = True,
         spawn_redis: bool = True,
     ) -> Options:
-        base = cls(rounds=3, iterations=60, memory_iterations=300, warmup=30) if quick else cls()
+        base = (
+            cls(
+                rounds=3,
+                iterations=60,
+                memory_iterations=300,
+                warmup=30,
+                mcp_rounds=2,
+                mcp_iterations=15,
+                mcp_warmup=5,
+                mcp_block=5,
+            )
+            if quick
+            else cls()
+        )
         return cls(
             quick=quick,
             rounds=rounds or base.rounds,
@@ -55,6 +72,10 @@ class Options:
             memory_iterations=(iterations * 8 if iterations else base.memory_iterations),
             warmup=base.warmup,
             big_session_keys=base.big_session_keys,
+            mcp_rounds=rounds or base.mcp_rounds,
+            mcp_iterations=iterations or base.mcp_iterations,
+            mcp_warmup=base.mcp_warmup,
+            mcp_block=base.mcp_block,
             redis_url=redis_url or os.environ.get("WM_BENCH_REDIS_URL") or None,
             use_redis=use_redis,
             spawn_redis=spawn_redis,

@@ -132,7 +132,7 @@ def render_targets(results: list[SectionResult]) -> str:
 
 
 def render(header: list[str], results: list[SectionResult]) -> str:
-    parts = ["# memory_core benchmark", "", *header, ""]
+    parts = ["# mcp-working-memory benchmark", "", *header, ""]
     parts += [render_section(r) + "\n" for r in results]
     parts.append(render_targets(results))
     return "\n".join(parts) + "\n"

@@ -1,10 +1,15 @@
 """Run the benchmark sections and print one markdown report: ``python -m benchmarks.run``.
 
-Adding a section (for example ``benchmarks/mcp.py``: tool calls over stdio/HTTP against
-an echo tool on the same SDK): write a module with
+Sections: ``core`` (``WorkingMemory`` get/set on every backend against raw Redis) and
+``mcp`` (full MCP tool calls to the server as a subprocess over stdio and streamable
+HTTP, against an ``echo`` tool of the same server build). ``--quick`` runs both in
+well under a minute (numbers not meaningful); ``--rounds``/``--iterations`` apply to
+both.
+
+Adding a section: write a module with
 ``async def run(ctx: BenchContext) -> SectionResult``, measure with
-``benchmarks.stats.interleaved`` (the echo floor and the tool as variants of one
-measurement, ratio of p95s), and register it in ``SECTIONS`` (and in
+``benchmarks.stats.interleaved`` (the baseline and the code under test as variants of
+one measurement, ratio of p95s), and register it in ``SECTIONS`` (and in
 ``DEFAULT_SECTIONS`` if a plain run should include it). Sections run one after another
 on one event loop, share the ``BenchContext`` (options, the Redis server via
 ``await ctx.redis()``) and are imported only when selected. Exit code 0 whatever the
@@ -29,11 +34,13 @@ from typing import Any
 from benchmarks.context import BenchContext, Options
 from benchmarks.report import SectionResult, render
 
-# name -> module; the hook for further sections (e.g. "mcp": "benchmarks.mcp").
+# name -> module; the hook for further sections.
 SECTIONS: dict[str, str] = {
     "core": "benchmarks.core",
+    "mcp": "benchmarks.mcp",
+    "replicas": "benchmarks.replicas",  # not in DEFAULT_SECTIONS: starts a Redis Cluster
 }
-DEFAULT_SECTIONS = ["core"]
+DEFAULT_SECTIONS = ["core", "mcp"]
 
 SectionRun = Callable[[BenchContext], Awaitable[SectionResult]]
 
@@ -64,12 +71,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _header(opts: Options, sections: list[str]) -> list[str]:
+def _load() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _header(
+    opts: Options, sections: list[str], argv: list[str], started: str, load_before: str
+) -> list[str]:
     quick = " (quick: numbers are not meaningful)" if opts.quick else ""
     return [
+        f"- command: `python -m benchmarks.run{''.join(' ' + a for a in argv)}`",
         f"- sections: {', '.join(sections)}{quick}",
+        f"- date: {started}",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU(s), {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}",
+        f"- load average (1, 5, 15 min) before: {load_before}; after: {_load()}",
     ]
 
 
@@ -105,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         spawn_redis=not args.no_spawn,
     )
     ctx = BenchContext(opts)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = _load()
     try:
         results, ok = asyncio.run(_run_all(ctx, args.section_list))
     finally:
         ctx.close()
-    header = _header(opts, args.section_list)
+    shown = sys.argv[1:] if argv is None else argv
+    header = _header(opts, args.section_list, shown, started, load_before)
     sys.stdout.write(render(header, results))
     if args.json:
         doc: dict[str, Any] = {
@@ -120,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                 "memory_iterations": opts.memory_iterations,
                 "warmup": opts.warmup,
                 "big_session_keys": opts.big_session_keys,
+                "mcp_rounds": opts.mcp_rounds,
+                "mcp_iterations": opts.mcp_iterations,
+                "mcp_warmup": opts.mcp_warmup,
+                "mcp_block": opts.mcp_block,
             },
             "machine": {
                 "cpus": os.cpu_count(),

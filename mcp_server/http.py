@@ -10,8 +10,8 @@ Security is not optional here:
 * a request body limit on both transports;
 * ``/healthz`` is unauthenticated and says only ok/degraded.
 
-The store is created once per process and started/closed in this app's lifespan:
-the SDK's own lifespan runs once per SSE connection.
+The store and the subscription bus are created once per process and started/closed in
+this app's lifespan: the SDK's own lifespan runs once per SSE connection.
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
     )
     routes: list[BaseRoute] = [Route(HEALTH_PATH, _healthz(runtime.store), methods=["GET"])]
     routes += [r for r in streamable.routes if isinstance(r, Route) and r.path == MCP_PATH]
-    routes += _sse_routes(server, security, settings.max_body_bytes, auth=bool(tokens))
+    routes += _sse_routes(
+        server, security, settings.max_body_bytes, messages_path(settings), auth=bool(tokens)
+    )
 
     middleware: list[Middleware] = []
     if tokens:
@@ -127,6 +129,7 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owns_store:
             await runtime.store.start()
+        await runtime.events.start()
         try:
             async with server.session_manager.run():
                 log.info(
@@ -139,6 +142,7 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
                 yield
         finally:
             await runtime.binder.close_all("shutdown")
+            await runtime.events.close()  # after close_all: other replicas hear of those ends
             if owns_store:
                 await runtime.store.close()
 
@@ -147,10 +151,17 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
     return app
 
 
+def messages_path(settings: Settings) -> str:
+    """Where SSE clients POST: ``/messages/``, or ``/messages/<replica_id>/`` so that a load
+    balancer can send each post to the replica holding its stream by path alone."""
+    return f"{MESSAGES_PATH}{settings.replica_id}/" if settings.replica_id else MESSAGES_PATH
+
+
 def _sse_routes(
     server: WorkingMemoryServer,
     security: TransportSecuritySettings,
     max_body_bytes: int,
+    path: str,
     *,
     auth: bool,
 ) -> list[BaseRoute]:
@@ -158,7 +169,7 @@ def _sse_routes(
     as plain ASGI apps: the SDK's unauthenticated SSE endpoint sends a second response
     when a stream is cut at shutdown, which uvicorn logs as an application error."""
     transport = SseServerTransport(
-        MESSAGES_PATH, security_settings=security, max_request_body_size=max_body_bytes
+        path, security_settings=security, max_request_body_size=max_body_bytes
     )
     low = lowlevel_server(server)
 
@@ -171,7 +182,7 @@ def _sse_routes(
 
     return [
         Route(SSE_PATH, endpoint=guard(stream), methods=["GET"]),
-        Mount(MESSAGES_PATH, app=guard(transport.handle_post_message)),
+        Mount(path, app=guard(transport.handle_post_message)),
     ]
 
 

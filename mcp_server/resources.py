@@ -61,6 +61,14 @@ class SessionState(BaseModel):
     expires_in: float
 
 
+class BusHealth(BaseModel):
+    kind: str
+    connected: bool
+    published: int
+    received: int
+    dropped: int
+
+
 class HealthState(BaseModel):
     mode: str
     healthy: bool
@@ -69,6 +77,7 @@ class HealthState(BaseModel):
     write_backs: int
     write_back_sessions: int
     sessions_open: int
+    subscription_bus: BusHealth
     version: str
 
 
@@ -95,11 +104,15 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
         HEALTH_URI,
         name="health",
         title="Server health",
-        description="Storage mode (redis, fallback or memory), fallback counters, open sessions.",
+        description=(
+            "Storage mode (redis, fallback or memory), fallback counters, open sessions, "
+            "and whether subscription events reach other replicas."
+        ),
         mime_type=JSON,
     )
     async def health() -> str:
         h = await rt.store.health()
+        bus = rt.events.stats()
         return HealthState(
             mode=h.mode,
             healthy=h.healthy,
@@ -108,6 +121,13 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
             write_backs=h.write_backs,
             write_back_sessions=h.write_back_sessions,
             sessions_open=rt.store.open_count(),
+            subscription_bus=BusHealth(
+                kind=bus.kind,
+                connected=bus.connected,
+                published=bus.published,
+                received=bus.received,
+                dropped=bus.dropped,
+            ),
             version=__version__,
         ).model_dump_json()
 

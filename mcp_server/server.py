@@ -28,9 +28,9 @@ from mcp_server.paging import PageSize
 from mcp_server.resources import CURRENT_RESOURCE, register_resources
 from mcp_server.runtime import Runtime
 from mcp_server.settings import Settings
-from mcp_server.store import build_store
+from mcp_server.store import build_bus, build_store
 from mcp_server.subscribe import register_subscriptions
-from mcp_server.subscriptions import InProcessBus, SessionEvents
+from mcp_server.subscriptions import SessionEvents
 from mcp_server.tooling import argument_names
 from mcp_server.tools import build_tools
 from memory_core import LOCAL_PRINCIPAL, SessionStore, WorkingMemoryError, __version__
@@ -132,7 +132,10 @@ def create_server(
         settings: configuration; default ``Settings()`` (``WM_*`` environment).
         store: the process's store, started and closed by the caller. Default: a new
             one built from ``settings`` (the in-memory store needs no start).
-        bus: the ``subscriptions/listen`` fan-out; default in-process.
+        bus: where subscription events fan out; default from ``settings``
+            (``build_bus``: Redis pub/sub across replicas when Redis is the store, else
+            in-process). A Redis bus is started and closed by the transport runner
+            (``runtime.events.start()`` / ``close()``).
 
     Raises:
         AuthConfigError: the auth token configuration is unusable.
@@ -140,7 +143,7 @@ def create_server(
     settings = settings or Settings()
     store = store or build_store(settings)
     stdio = settings.transport == "stdio"
-    events = SessionEvents(bus or InProcessBus())
+    events = SessionEvents(bus or build_bus(settings))
     binder = SessionBinder(
         store,
         process_bound=stdio,

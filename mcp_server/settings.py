@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="serve from memory while Redis is unreachable (default: on for a single "
         "Redis, off for cluster/sentinel)",
     )
+    subscription_bus: Literal["auto", "memory", "redis"] = Field(
+        "auto",
+        description="where subscription notifications fan out: redis (pub/sub, across "
+        "replicas), memory (this process only); auto: redis for HTTP with a Redis URL",
+    )
     connect_timeout: float = Field(0.25, gt=0, description="Redis connect timeout, seconds")
     command_timeout: float = Field(0.5, gt=0, description="Redis command timeout, seconds")
     key_prefix: str = Field(
@@ -131,6 +136,13 @@ class Settings(BaseSettings):
         default_factory=list, description="Origin header values accepted (scheme://host:port)"
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest HTTP request body")
+    replica_id: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="this replica's name in SSE message URLs (/messages/<id>/), so a load "
+        "balancer can route SSE posts to the replica that holds the stream; set, it also "
+        "makes fallback default to off",
+    )
     http_idle_timeout: float = Field(
         1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
     )
@@ -156,10 +168,24 @@ class Settings(BaseSettings):
             raise ValueError("page_size must not exceed max_page_size")
         return self
 
+    @model_validator(mode="after")
+    def _check_bus(self) -> Settings:
+        if self.subscription_bus == "redis" and not self.redis_url:
+            raise ValueError("subscription_bus=redis needs a redis_url")
+        return self
+
     # derived --------------------------------------------------------------------------
     @property
     def store_url(self) -> str:
         return self.redis_url or "memory://"
+
+    @property
+    def bus_kind(self) -> Literal["memory", "redis"]:
+        """The subscription bus to build. ``auto`` means redis for HTTP with a Redis store
+        (replicas share sessions); a stdio process serves one client, so it stays local."""
+        if self.subscription_bus == "auto":
+            return "redis" if self.redis_url and self.transport == "http" else "memory"
+        return self.subscription_bus
 
     def limits(self) -> Limits:
         return Limits(**{name: getattr(self, name) for name in Limits.model_fields})

@@ -19,6 +19,7 @@ from mcp_server.binding import SessionBinder, short
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
 from mcp_server.store import build_store
+from mcp_server.subscriptions import SessionEvents
 
 log = logging.getLogger("mcp_server.stdio")
 
@@ -30,6 +31,8 @@ async def serve_stdio(settings: Settings) -> None:
     await store.start()
     server = create_server(settings, store)
     binder = server.runtime.binder
+    events = server.runtime.events
+    await events.start()
     reason = "error"
     try:
         session_id = await binder.open_process_session()
@@ -37,23 +40,25 @@ async def serve_stdio(settings: Settings) -> None:
             "serving stdio session=%s store=%s", short(session_id), (await store.health()).mode
         )
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_exit_on_signal, binder)
+            tg.start_soon(_exit_on_signal, binder, events)
             await server.run_stdio_async()
             tg.cancel_scope.cancel()
         reason = "end of input"
     finally:
         with anyio.move_on_after(TEARDOWN_SECONDS, shield=True):
             await binder.close_all(reason)
+            await events.close()
             await store.close()
 
 
-async def _exit_on_signal(binder: SessionBinder) -> None:
+async def _exit_on_signal(binder: SessionBinder, events: SessionEvents) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
             log.info("stopping on %s", name)
             with anyio.move_on_after(TEARDOWN_SECONDS, shield=True):
                 await binder.close_all(name)
+                await events.close()
                 await binder.store.close()
             logging.shutdown()
             os._exit(0)

@@ -1,19 +1,54 @@
-"""Building the one store a server process shares across all its connections."""
+"""Building the one store and the one subscription bus a server process shares across
+all its connections."""
 
 from __future__ import annotations
+
+from mcp.server.subscriptions import SubscriptionBus
 
 from mcp_server.settings import Settings
 from memory_core import SessionStore, backend_from_url
 
+EVENTS_CHANNEL_SUFFIX = ":events"
+
 
 def build_store(settings: Settings) -> SessionStore:
-    """A new, not yet started store for ``settings`` (memory:// unless a Redis URL is set)."""
+    """A new, not yet started store for ``settings`` (memory:// unless a Redis URL is set).
+
+    Fallback: ``WM_FALLBACK`` when set; else off for a process that names itself one of
+    several replicas (``WM_REPLICA_ID``), whatever the URL, since private copies per
+    replica could diverge; else the URL's default (on for one Redis, off for
+    cluster/sentinel).
+    """
     config = settings.store_config()
+    fallback = settings.fallback
+    if fallback is None and settings.replica_id:
+        fallback = False
     backend = backend_from_url(
         settings.store_url,
         config,
-        fallback=settings.fallback,
+        fallback=fallback,
         connect_timeout=settings.connect_timeout,
         command_timeout=settings.command_timeout,
     )
     return SessionStore(backend, config)
+
+
+def build_bus(settings: Settings) -> SubscriptionBus:
+    """A new, not yet started subscription bus for ``settings``.
+
+    ``redis`` (the default whenever Redis is the store): events fan out to every replica
+    sharing the Redis, on the channel ``<key_prefix>:events``; ``memory``: this process
+    only.
+    """
+    from mcp_server.subscriptions import InProcessBus
+
+    if settings.bus_kind == "redis" and settings.redis_url:
+        from mcp_server.bus import RedisSubscriptionBus
+
+        return RedisSubscriptionBus(
+            settings.redis_url,
+            channel=settings.key_prefix + EVENTS_CHANNEL_SUFFIX,
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+        )
+    return InProcessBus()

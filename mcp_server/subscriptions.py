@@ -6,16 +6,25 @@ Two paths, one call (``SessionEvents.changed``) after every write:
   session and gets ``notifications/resources/updated`` for the URI it subscribed to
   (``memory://session/current`` or ``memory://session/<id>``);
 * 2026-07-28 ``subscriptions/listen``: a ``ResourceUpdated`` event for
-  ``memory://session/<id>`` goes on the SDK's ``SubscriptionBus``. The bus is
-  injected, so a Redis pub/sub bus can fan events out across replicas later.
+  ``memory://session/<id>`` goes on the SDK's ``SubscriptionBus``.
+
+Both go through the bus. With several replicas it is a ``RedisSubscriptionBus``
+(``mcp_server.bus``): a write on replica B reaches listen streams on replica A, and the
+bus hands events from other replicas to ``SessionEvents``, which notifies its own
+``resources/subscribe`` connections (in background tasks: bus listeners are
+synchronous). Events of this process's own writes are delivered to local subscribers
+before the tool returns, as with the in-process bus. Notifications are best effort.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
+import anyio
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ResourceUpdated,
@@ -23,12 +32,16 @@ from mcp.server.subscriptions import (
     SubscriptionBus,
 )
 
+from mcp_server.bus import BusStats, RemoteEvents
 from mcp_server.connection import Connection, on_close
-from mcp_server.uris import session_uri
+from mcp_server.uris import SESSION_PREFIX, session_uri
 
 log = logging.getLogger("mcp_server.subscriptions")
 
 _CLEANUP_KEY = "mcp_working_memory.subscriptions"
+MAX_REMOTE_SENDS = 1024
+"""Notifications for other replicas' writes in flight at once; more are dropped."""
+REMOTE_SEND_SECONDS = 5.0
 
 
 class InProcessBus(InMemorySubscriptionBus):
@@ -60,13 +73,56 @@ class InProcessBus(InMemorySubscriptionBus):
         if self.listeners:
             await super().publish(event)
 
+    def stats(self) -> BusStats:
+        return BusStats("memory", True, 0, 0, 0, 0)
+
+
+@runtime_checkable
+class ManagedBus(Protocol):
+    """A bus with background work (``RedisSubscriptionBus``): started and closed once."""
+
+    async def start(self) -> None: ...
+
+    async def close(self, flush_timeout: float = 0.5) -> None: ...
+
+    def stats(self) -> BusStats: ...
+
 
 @dataclass
 class SessionEvents:
     bus: SubscriptionBus
     # session id -> {(connection, subscribed uri)}
     _legacy: dict[str, set[tuple[Connection, str]]] = field(default_factory=dict)
+    _sends: set[asyncio.Task[None]] = field(default_factory=set)
+    _unsubscribe_remote: Callable[[], None] | None = None
+    dropped_remote: int = 0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.bus, RemoteEvents):
+            self._unsubscribe_remote = self.bus.subscribe_remote(self._on_remote)
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the bus's background work (Redis pub/sub); a no-op for the in-process bus."""
+        if isinstance(self.bus, ManagedBus):
+            await self.bus.start()
+
+    async def close(self) -> None:
+        """Flush and stop the bus; cancel notifications still being sent. Never raises."""
+        for task in list(self._sends):
+            task.cancel()
+        if isinstance(self.bus, ManagedBus):
+            try:
+                await self.bus.close()
+            except Exception:
+                log.exception("subscription bus close failed")
+
+    def stats(self) -> BusStats:
+        if isinstance(self.bus, (ManagedBus, InProcessBus)):
+            return self.bus.stats()
+        return BusStats(type(self.bus).__name__, True, 0, 0, 0, 0)
+
+    # 2025-era subscriptions --------------------------------------------------------------
     def subscribe(self, connection: Connection, session_id: str, uri: str) -> None:
         self._legacy.setdefault(session_id, set()).add((connection, uri))
         if not connection.state.get(_CLEANUP_KEY):
@@ -93,8 +149,9 @@ class SessionEvents:
     def subscriber_count(self, session_id: str) -> int:
         return len(self._legacy.get(session_id, ()))
 
+    # events --------------------------------------------------------------------------------
     async def changed(self, session_id: str) -> None:
-        """Notify every subscriber of ``session_id``; never raises."""
+        """Notify every subscriber of ``session_id``, here and on other replicas; never raises."""
         subscribers = self._legacy.get(session_id)
         if subscribers:
             for connection, uri in list(subscribers):
@@ -109,3 +166,28 @@ class SessionEvents:
         """Tell subscribers the session is gone (its state now reads as not found)."""
         await self.changed(session_id)
         self._legacy.pop(session_id, None)
+
+    def _on_remote(self, event: ServerEvent) -> None:
+        """A write on another replica: notify this process's ``resources/subscribe``
+        connections. Called synchronously by the bus on the event loop."""
+        if not isinstance(event, ResourceUpdated) or not event.uri.startswith(SESSION_PREFIX):
+            return
+        subscribers = self._legacy.get(event.uri.removeprefix(SESSION_PREFIX))
+        if not subscribers:
+            return
+        loop = asyncio.get_running_loop()
+        for connection, uri in list(subscribers):
+            if len(self._sends) >= MAX_REMOTE_SENDS:
+                self.dropped_remote += 1
+                continue
+            task = loop.create_task(self._send(connection, uri))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    @staticmethod
+    async def _send(connection: Connection, uri: str) -> None:
+        with anyio.move_on_after(REMOTE_SEND_SECONDS):
+            try:
+                await connection.send_resource_updated(uri)
+            except Exception:  # best effort, like Connection.notify itself
+                log.debug("resource update for another replica's write not sent", exc_info=True)

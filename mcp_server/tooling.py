@@ -21,7 +21,6 @@ from typing import Any
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import ToolAnnotations
-from pydantic import PrivateAttr
 
 from mcp_server.settings import Settings
 
@@ -29,18 +28,22 @@ VERBATIM_ARGUMENTS = frozenset({"value", "default"})
 
 
 class _VerbatimStrings(FuncMetadata):
-    _lenient: frozenset[str] = PrivateAttr(default=frozenset())
+    # The names whose string values the SDK may re-parse as JSON. A plain field, not a
+    # PrivateAttr: pydantic serves private attributes through ``__getattr__`` (a few µs
+    # per read, paid on every tool call); a field is an ordinary instance attribute.
+    lenient: frozenset[str] = frozenset()
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
-        self._lenient = frozenset(
+        self.lenient = frozenset(
             name
             for name, field in self.arg_model.model_fields.items()
             if name not in VERBATIM_ARGUMENTS and not _accepts_str(field.annotation)
         )
 
     def pre_parse_json(self, data: dict[str, Any]) -> dict[str, Any]:
-        lenient = {k: v for k, v in data.items() if k in self._lenient and isinstance(v, str)}
+        names = self.lenient
+        lenient = {k: v for k, v in data.items() if k in names and isinstance(v, str)}
         if not lenient:
             return data
         return {**data, **super().pre_parse_json(lenient)}

@@ -89,7 +89,7 @@ class SessionStore:
         """The WorkingMemory of an existing session (validated on first use)."""
         validate_session_id(session_id)
         owned = self._owned.get(session_id)
-        if owned is not None:
+        if owned is not None and owned[0] == principal:
             self._owned[session_id] = (owned[0], owned[1], self.clock.now_ms())
         return WorkingMemory(self, session_id, principal)
 
@@ -100,7 +100,11 @@ class SessionStore:
         """Tear down a session's live state; its checkpoints stay for the retention time."""
         validate_session_id(session_id)
         closed = await self.backend.close_session(SessionRef(session_id, principal))
-        self._owned.pop(session_id, None)
+        owned = self._owned.get(session_id)
+        # another principal's failed attempt must not drop the owner's live session
+        # from this process's count (max_sessions, health)
+        if closed or (owned is not None and owned[0] == principal):
+            self._owned.pop(session_id, None)
         if closed:
             log.info("session closed session=%s", session_id[:8])
         return closed

@@ -1,7 +1,9 @@
 """Smoke test of ``python -m benchmarks.run``: it runs, prints its table, exits 0.
 
 The numbers are not checked (a benchmark is not a timed test). With no Redis around
-the benchmark skips its Redis parts by itself, so these tests pass either way.
+the benchmark skips its Redis parts by itself, so these tests pass either way. The
+``mcp`` section starts real server subprocesses (stdio and HTTP); ``--quick`` keeps it
+to about 20 s.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from benchmarks.report import TABLE_HEADER
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+def _bench(*args: str, sections: str = "core") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--sections", "core", *args],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--sections", sections, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -50,3 +52,22 @@ def test_quick_run_without_redis_skips_the_redis_parts() -> None:
     assert TABLE_HEADER in proc.stdout
     assert "skipped: Redis parts: Redis disabled (--no-redis)" in proc.stdout
     assert "| SKIP (no Redis) |" in proc.stdout
+
+
+def test_quick_mcp_section_calls_the_tools_over_stdio_and_http(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--json", str(out)]
+    if url := os.environ.get("WM_TEST_REDIS_URL"):
+        args += ["--redis-url", url]
+    proc = _bench(*args, sections="mcp")
+    assert proc.returncode == 0, proc.stderr
+    assert TABLE_HEADER in proc.stdout
+    assert "## mcp: " in proc.stdout
+    assert "## targets" in proc.stdout
+    mcp = json.loads(out.read_text(encoding="utf-8"))["sections"]["mcp"]
+    rows = {(row["group"], row["operation"]) for row in mcp["rows"]}
+    for transport in ("stdio", "http handshake", "http stateless"):
+        for operation in ("echo (floor)", "memory_set", "memory_get"):
+            assert (f"{transport} · memory", operation) in rows
+    assert all(t["verdict"] in ("PASS", "MISS", "SKIP") for t in mcp["targets"])
+    assert len(mcp["targets"]) == 24  # 6 groups x (2 ratios + 2 absolute p95s)

@@ -18,7 +18,8 @@ from mcp_server.results import (
 )
 from mcp_server.runtime import Runtime
 from mcp_server.tooling import make_tool
-from memory_core import InvalidArgumentError
+from memory_core import InvalidArgumentError, InvalidValueError
+from memory_core.codec import encode
 
 
 def variable_tools(rt: Runtime) -> list[Tool]:
@@ -33,6 +34,8 @@ def variable_tools(rt: Runtime) -> list[Tool]:
     async def memory_get(
         key: Key, ctx: Context, default: Default = None, session: SessionArg = None
     ) -> GetResult:
+        if default is not None:
+            _check_default(default)
         s = await rt.session(ctx, session)
         entry = await s.memory.get_entry(key)
         if entry is None:
@@ -168,6 +171,15 @@ def variable_tools(rt: Runtime) -> list[Tool]:
             idempotent=True,
         ),
     ]
+
+
+def _check_default(default: object) -> None:
+    """``default`` goes back out in the result: it must be JSON a client can read (no
+    lone surrogates, NaN or Infinity, nesting within the value limit), like a value."""
+    try:
+        encode(default)
+    except InvalidValueError as exc:
+        raise InvalidValueError(f"default: {exc.message}") from None
 
 
 def _after(cursor: str | None, kind: str, pattern: str) -> str | None:

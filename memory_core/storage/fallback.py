@@ -48,6 +48,12 @@ OUTAGE_UNKNOWN_SESSION = (
 )
 
 
+def _failed(exc: StorageUnavailableError) -> str:
+    """Why a Redis call failed, for the log line of the switch (refused, reset, timeout)."""
+    cause = exc.__cause__
+    return "a Redis call failed" + (f" ({type(cause).__name__})" if cause else "")
+
+
 class FallbackBackend(Backend):
     """See the module docstring. ``mode`` is ``redis`` or ``fallback``."""
 
@@ -143,6 +149,9 @@ class FallbackBackend(Backend):
         while not self._redis_up:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._probe_max)
+            # Connections pooled before the outage may lead to the old, dead server:
+            # probe and write back on fresh ones.
+            await self.primary.drop_idle_connections()
             if not await self.primary.ping():
                 continue
             try:
@@ -253,8 +262,12 @@ class FallbackBackend(Backend):
             try:
                 await self._ensure_mirrored(ref.session_id)
                 result = await op(self.primary)
-            except StorageUnavailableError:
-                self._trip("a Redis call failed")
+            except StorageUnavailableError as exc:
+                self._trip(_failed(exc))
+            except SessionNotFoundError:
+                if not await self._lost_by_restart(ref.session_id):
+                    raise
+                self._trip("Redis restarted and lost sessions held here")
             else:
                 if mirror is not None:
                     await self._follow(ref, op, write)
@@ -269,6 +282,18 @@ class FallbackBackend(Backend):
         if write:
             self._dirty.add(ref.session_id)
         return result
+
+    async def _lost_by_restart(self, session_id: str) -> bool:
+        """Redis does not know a session the mirror holds live: was it lost because Redis
+        restarted (or failed over) between two calls, so quickly that no call saw it
+        down? Then the outage path puts it back (serve from the mirror, write back).
+        Otherwise (same Redis process) it was closed or expired elsewhere: Redis is the
+        truth."""
+        mirror = self.mirror
+        if mirror is None or not mirror.has_session(session_id):
+            return False
+        server_id = await self.primary.server_id()
+        return server_id != self._server_id
 
     async def _follow(
         self, ref: SessionRef, op: Callable[[Backend], Awaitable[T]], write: bool
@@ -292,8 +317,8 @@ class FallbackBackend(Backend):
             if self._redis_up:
                 try:
                     await self.primary.open_session(ref, lease_ms)
-                except StorageUnavailableError:
-                    self._trip("a Redis call failed")
+                except StorageUnavailableError as exc:
+                    self._trip(_failed(exc))
                 else:
                     if self.mirror is not None:
                         await self.mirror.open_session(ref, lease_ms)
@@ -311,8 +336,8 @@ class FallbackBackend(Backend):
             if self._redis_up:
                 try:
                     closed = await self.primary.close_session(ref)
-                except StorageUnavailableError:
-                    self._trip("a Redis call failed")
+                except StorageUnavailableError as exc:
+                    self._trip(_failed(exc))
                 else:
                     if self.mirror is not None:
                         await self.mirror.close_session(ref)
@@ -387,8 +412,8 @@ class FallbackBackend(Backend):
         if self._redis_up:
             try:
                 return await self.primary.export_session(session_id)
-            except StorageUnavailableError:
-                self._trip("a Redis call failed")
+            except StorageUnavailableError as exc:
+                self._trip(_failed(exc))
         if self.mirror is None:
             raise self._unavailable()
         return await self.mirror.export_session(session_id)
@@ -400,8 +425,8 @@ class FallbackBackend(Backend):
                     written = await self.primary.import_session(
                         state, only_if_missing=only_if_missing
                     )
-                except StorageUnavailableError:
-                    self._trip("a Redis call failed")
+                except StorageUnavailableError as exc:
+                    self._trip(_failed(exc))
                 else:
                     if written and self.mirror is not None:
                         await self.mirror.import_session(state, only_if_missing=False)

@@ -9,6 +9,7 @@ process sharing one Redis agrees on expiry. Driver errors are wrapped into
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from importlib import resources
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from memory_core.config import StoreConfig
 from memory_core.errors import (
@@ -53,6 +54,18 @@ def _sha1(source: str) -> str:
 
 def _source(name: str) -> str:
     return resources.files("memory_core.storage").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _pool_options() -> dict[str, Any]:
+    """Turn redis-py's maintenance notifications off (a Redis Enterprise feature we do
+    not use): while they are on "auto" (redis-py 8's default with RESP3) the pool skips
+    its check that a pooled connection is still alive, so after a Redis restart every
+    pooled connection fails its next command once."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # pragma: no cover - redis-py before maintenance notifications
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _ttl(raw: Any) -> int | None:
@@ -106,6 +119,7 @@ class RedisBackend(Backend):
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 **extra,
+                **_pool_options(),
                 decode_responses=True,
                 socket_connect_timeout=connect_timeout,
                 socket_timeout=command_timeout,
@@ -124,10 +138,20 @@ class RedisBackend(Backend):
     async def close(self) -> None:
         await self.client.aclose()
 
+    async def drop_idle_connections(self) -> None:
+        """Close the pooled connections not in use. After an outage they may lead to a
+        server that is gone (killed, restarted, failed over); new ones are opened on
+        demand."""
+        pool = getattr(self.client, "connection_pool", None)
+        if pool is None:  # a cluster client keeps a pool per node and reconnects itself
+            return
+        with contextlib.suppress(RedisError, OSError):  # closing a dead socket
+            await pool.disconnect(inuse_connections=False)
+
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return False
 
     async def server_id(self) -> str | None:
@@ -136,7 +160,7 @@ class RedisBackend(Backend):
         when Redis does not answer."""
         try:
             info: dict[str, Any] = await self.client.info("server")
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return None
         if "run_id" in info:
             return str(info["run_id"])
@@ -166,7 +190,9 @@ class RedisBackend(Backend):
                 )
         except ResponseError as exc:
             raise _translate(exc) from exc
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
+            # RedisClusterException is not a RedisError: the cluster client raises it
+            # when no node at all answers ("Redis Cluster cannot be connected").
             raise StorageUnavailableError() from exc
 
     async def _run(self, name: str, session_id: str, *args: Any) -> Any:

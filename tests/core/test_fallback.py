@@ -323,3 +323,64 @@ async def test_recovery_never_resurrects_a_session_closed_elsewhere(
         assert await view.memory(busy, "alice").get("during") == 1
     finally:
         await view.close()
+
+
+async def test_restarted_redis_does_not_trip_on_stale_connections(key_prefix: str) -> None:
+    """Regression: pooled connections to a Redis that was restarted were handed out
+    again (redis-py 8 skips its dead-connection check while maintenance notifications
+    are on "auto"), so the first call on each one failed and tripped the breaker:
+    one restart showed as several outages, with a write-back each."""
+    server = RedisProcess(extra_args=["--appendonly", "yes", "--appendfsync", "always"]).start()
+    store = fallback_store(server.url, key_prefix)
+    await store.start()
+    try:
+        sids = [await store.open("alice") for _ in range(4)]
+
+        async def writes(rounds: int) -> None:
+            async def one(sid: str) -> None:
+                for i in range(rounds):
+                    await store.memory(sid, "alice").set(f"k{i}", i)
+
+            await asyncio.gather(*(one(sid) for sid in sids for _ in range(2)))
+
+        await writes(5)  # several pooled connections
+        server.kill()
+        server.start()  # same data, restarted between two calls: no call saw it down
+        await asyncio.sleep(0.1)  # let the event loop see the old sockets close
+        await writes(5)
+        assert (await store.health()).fallbacks == 0
+        server.kill()
+        await writes(3)  # an outage under load
+        server.start()
+        await wait_mode(store, "redis")
+        await writes(5)
+        health = await store.health()
+        assert (health.mode, health.fallbacks, health.write_backs) == ("redis", 1, 1)
+    finally:
+        await store.close()
+        server.cleanup()
+
+
+async def test_redis_restarted_empty_between_calls_loses_nothing(
+    redis_server: RedisProcess, store_on: SessionStore, key_prefix: str
+) -> None:
+    """Regression: Redis restarted empty so quickly that no call saw it down answered
+    the next call with "no such session", and the agent lost a session this process
+    still held. A changed Redis run_id now sends that call down the outage path."""
+    store = store_on
+    sid = await store.open("alice")
+    m = store.memory(sid, "alice")
+    await m.set("k", 1)
+    await m.append_scratchpad("note")
+    redis_server.kill()
+    redis_server.start()  # empty: no persistence
+    await asyncio.sleep(0.1)  # let the event loop see the old sockets close
+    assert await m.get("k") == 1
+    await m.set("k2", 2)
+    await wait_mode(store, "redis")
+    view = await redis_view(redis_server.url, key_prefix)
+    try:
+        assert await view.memory(sid, "alice").get_all() == {"k": 1, "k2": 2}
+        assert await view.memory(sid, "alice").get_scratchpad() == ["note"]
+    finally:
+        await view.close()

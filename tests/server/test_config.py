@@ -163,3 +163,14 @@ def test_fallback_default_depends_on_the_topology() -> None:
     assert single.backend.fallback_enabled is True  # type: ignore[attr-defined]
     assert cluster.backend.fallback_enabled is False  # type: ignore[attr-defined]
     assert forced.backend.fallback_enabled is True  # type: ignore[attr-defined]
+
+
+def test_a_named_replica_fails_closed_by_default() -> None:
+    """WM_REPLICA_ID says this process is one of several replicas: fallback defaults to
+    off even for a single Redis (private copies per replica could diverge)."""
+    replica = build_store(Settings(redis_url="redis://127.0.0.1:1/0", replica_id="a"))
+    forced = build_store(Settings(redis_url="redis://127.0.0.1:1/0", replica_id="a", fallback=True))
+    assert replica.backend.fallback_enabled is False  # type: ignore[attr-defined]
+    assert forced.backend.fallback_enabled is True  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="replica_id"):
+        Settings(replica_id="a/b")

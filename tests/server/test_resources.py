@@ -91,5 +91,7 @@ async def test_health(server: WorkingMemoryServer, mode: str) -> None:
         "write_backs",
         "write_back_sessions",
         "sessions_open",
+        "subscription_bus",
         "version",
     }
+    assert health["subscription_bus"]["kind"] == "memory"

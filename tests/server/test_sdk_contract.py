@@ -110,3 +110,35 @@ async def test_sdk_still_reparses_json_strings() -> None:
 
     await server.call_tool("take", {"value": "[1]"})
     assert got == [[1]]
+
+
+async def test_listen_handler_subscribes_from_the_request_task() -> None:
+    """``mcp_server.subscribe`` limits listen streams to the caller's sessions through a
+    context variable set around the SDK's ``ListenHandler``: the handler must subscribe
+    to its bus from the request's own task, before it sends the acknowledgment."""
+    import contextvars
+    from types import SimpleNamespace
+
+    import pytest
+    from mcp.server.subscriptions import ListenHandler
+    from mcp_types import SubscriptionFilter, SubscriptionsListenRequestParams
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+    seen: list[str] = []
+
+    class SpyBus:
+        async def publish(self, event: Any) -> None: ...
+
+        def subscribe(self, listener: Any) -> Any:
+            seen.append(marker.get())
+            return lambda: None
+
+    async def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("ack")
+
+    ctx = SimpleNamespace(request_id=1, session=SimpleNamespace(send_notification=refuse))
+    params = SubscriptionsListenRequestParams(notifications=SubscriptionFilter())
+    marker.set("request")
+    with pytest.raises(RuntimeError, match="ack"):
+        await ListenHandler(SpyBus())(ctx, params)  # type: ignore[arg-type]
+    assert seen == ["request"]
