@@ -208,6 +208,7 @@ class Hosts:
     says about its dead server.
     """
 
+    OPEN_SECONDS = 90.0  # a stdio spawn imports the SDK: seconds on a busy machine
     CLOSE_SECONDS = 15.0
 
     def __init__(self) -> None:
@@ -222,13 +223,15 @@ class Hosts:
                 async with connection as client:
                     ready.set_result(client)
                     await release.wait()
-            except Exception as exc:
+            except BaseException as exc:
                 if not ready.done():
-                    ready.set_exception(exc)
+                    ready.set_exception(RuntimeError(f"connecting failed: {exc!r}"))
+                if not isinstance(exc, Exception):
+                    raise
 
         task = asyncio.create_task(host(), name="mcp-client-host")
         self._hosts.append((release, task))
-        return await ready
+        return await asyncio.wait_for(asyncio.shield(ready), self.OPEN_SECONDS)
 
     async def close(self) -> None:
         hosts, self._hosts = self._hosts, []

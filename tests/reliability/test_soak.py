@@ -68,9 +68,10 @@ RSS_SLACK = 8 * MiB
 # Pooled Redis connections and HTTP keep-alive sockets come and go with concurrency.
 FD_SLACK = 4
 SETTLE_SECONDS = 60.0
+CYCLE_SECONDS = 120.0  # one connect-use-disconnect; a stdio spawn takes ~3 s here
 CYCLES = {
-    "inproc-handshake": scale(100, 4500),
-    "inproc-stateless": scale(60, 3400),
+    "inproc-handshake": scale(100, 4000),
+    "inproc-stateless": scale(60, 3900),
     "http-streamable": scale(16, 800),
     "http-stateless": scale(8, 400),
     "sse": scale(16, 800),
@@ -159,7 +160,7 @@ class Soak:
     async def cycle(self, kind: str, n: int) -> None:
         started = time.monotonic()
         try:
-            async with self.connect(kind) as client:
+            async with asyncio.timeout(CYCLE_SECONDS), self.connect(kind) as client:
                 handle = None
                 if kind.endswith("stateless"):
                     opened = await client.call_tool("session_open", {})

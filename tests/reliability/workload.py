@@ -12,14 +12,15 @@ read back through the tools (``verify_tools``) or straight from a store
     assert driver.stats.errors == [] and driver.stats.mismatches == []
     assert await driver.verify_tools() == []
 
-API (stable; the load suite imports it):
+API (kept stable for other suites to import):
 
 * ``Mix(weights)`` -- relative weights of the operations in ``OPERATIONS``;
   ``CHAOS_MIX`` (every kind of write, reads checked) and ``LOAD_MIX`` (70 % get,
   20 % set, 5 % scratchpad append, 5 % checkpoint create).
 * ``Driver(client, *, name, seed, mix, handle=None, keys=16, pad_cap=400,
-  ttl_share=0.2)`` with ``step()``, ``run(steps=, stop=, deadline=, pace=)``,
-  ``verify_tools()``, ``verify_memory(wm)``, ``model``, ``stats``.
+  ttl_share=0.2, call_timeout=60.0)`` (a call taking longer is an error) with
+  ``step()``, ``run(steps=, stop=, deadline=, pace=)``, ``verify_tools()``,
+  ``verify_memory(wm)``, ``model``, ``stats``.
 * ``Stats`` -- ``calls``, ``writes_acked``, ``reads_checked``, ``errors`` (tool calls
   that raised or returned ``isError``: the model cannot explain any), ``mismatches``
   (reads that disagreed with the model), ``samples`` (start, seconds, tool) of every
@@ -213,6 +214,7 @@ class Driver:
         keys: int = 16,
         pad_cap: int = 400,
         ttl_share: float = 0.2,
+        call_timeout: float = 60.0,
     ) -> None:
         self.client = client
         self.name = name
@@ -222,6 +224,7 @@ class Driver:
         self.keys = [f"k{i}" for i in range(keys)] + list(SPECIAL_KEYS)
         self.pad_cap = pad_cap
         self.ttl_share = ttl_share
+        self.call_timeout = call_timeout
         self.model = Model()
         self.stats = Stats()
         self._seq = 0
@@ -233,7 +236,8 @@ class Driver:
             args.setdefault("session", self.handle)
         started = time.monotonic()
         try:
-            result = await self.client.call_tool(tool, args)
+            async with asyncio.timeout(self.call_timeout):
+                result = await self.client.call_tool(tool, args)
         except Exception as exc:
             self._sample(started, tool)
             self.stats.errors.append(f"{self.name} {tool}: {type(exc).__name__}: {exc}")
