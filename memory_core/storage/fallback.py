@@ -180,23 +180,30 @@ class FallbackBackend(Backend):
         # back every held session it no longer has (never overwriting one it has,
         # and never resurrecting one another process closed while Redis kept running).
         restarted = server_id != self._server_id
-        if mirror is not None:
-            first = True
-            while first or self._dirty:
-                targets = mirror.session_ids() if first and restarted else list(self._dirty)
-                first = False
-                for sid in targets:
-                    async with self._lock(sid):
-                        dirty = sid in self._dirty
-                        state = await mirror.export_session(sid)
-                        if state is not None and await self.primary.import_session(
-                            state, only_if_missing=not dirty
-                        ):
-                            written += 1
-                        self._dirty.discard(sid)
-        for sid, principal in list(self._closed_in_outage.items()):
-            await self.primary.close_session(SessionRef(sid, principal))
-            del self._closed_in_outage[sid]
+        # Until nothing is left: every await below lets calls change the mirror (the
+        # breaker is still open), and those changes must be written too.
+        first = True
+        while first or self._dirty or self._closed_in_outage:
+            if mirror is None:
+                targets = []
+            elif first and restarted:
+                targets = mirror.session_ids()
+            else:
+                targets = list(self._dirty)
+            first = False
+            for sid in targets:
+                assert mirror is not None
+                async with self._lock(sid):
+                    dirty = sid in self._dirty
+                    state = await mirror.export_session(sid)
+                    if state is not None and await self.primary.import_session(
+                        state, only_if_missing=not dirty
+                    ):
+                        written += 1
+                    self._dirty.discard(sid)
+            for sid, principal in list(self._closed_in_outage.items()):
+                await self.primary.close_session(SessionRef(sid, principal))
+                self._closed_in_outage.pop(sid, None)
         self._server_id = server_id
         self.write_backs += 1
         self.write_back_sessions += written

@@ -17,6 +17,7 @@ from memory_core import (
     TaskState,
     backend_from_url,
 )
+from memory_core.storage.base import SessionRef
 from memory_core.storage.fallback import FallbackBackend
 from memory_core.storage.redis import RedisBackend
 from tests.support.redis_proc import RedisProcess, free_port
@@ -382,5 +383,44 @@ async def test_redis_restarted_empty_between_calls_loses_nothing(
     try:
         assert await view.memory(sid, "alice").get_all() == {"k": 1, "k2": 2}
         assert await view.memory(sid, "alice").get_scratchpad() == ["note"]
+    finally:
+        await view.close()
+
+
+async def test_write_back_keeps_writes_made_while_it_closes_sessions(
+    redis_server: RedisProcess,
+    store_on: SessionStore,
+    key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: after writing the dirty sessions back, recovery closed the sessions
+    ended during the outage -- awaiting Redis with the breaker still open. A session
+    opened or changed in that window was marked dirty but never written, the breaker
+    closed over it, and its next call answered SESSION_NOT_FOUND (found by the soak,
+    which closes sessions all the time)."""
+    store = store_on
+    doomed = await store.open("alice")
+    redis_server.kill()
+    assert await store.close_session(doomed, "alice")  # ended during the outage
+    backend = store.backend
+    assert isinstance(backend, FallbackBackend)
+    close = backend.primary.close_session
+    late: list[str] = []
+
+    async def close_while_an_agent_writes(ref: SessionRef) -> bool:
+        if not late:  # an agent arrives while recovery is closing `doomed`
+            sid = await store.open("alice")
+            await store.memory(sid, "alice").set("k", 1)
+            late.append(sid)
+        return await close(ref)
+
+    monkeypatch.setattr(backend.primary, "close_session", close_while_an_agent_writes)
+    redis_server.start()
+    await wait_mode(store, "redis")
+    assert late
+    assert await store.memory(late[0], "alice").get("k") == 1
+    view = await redis_view(redis_server.url, key_prefix)
+    try:
+        assert await view.memory(late[0], "alice").get("k") == 1
     finally:
         await view.close()

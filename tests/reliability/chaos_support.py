@@ -52,20 +52,22 @@ STARTUP_SECONDS = 60.0  # importing the SDK takes ~2 s of CPU; the machine is sh
 async def poll(
     check: Callable[[], Awaitable[bool]],
     within: float,
-    what: str,
+    what: str | Callable[[], str],
     interval: float = 0.02,
 ) -> float:
     """Await ``check()`` until true; return the seconds it took.
 
     Raises:
-        AssertionError: still false after ``within`` seconds.
+        AssertionError: still false after ``within`` seconds (``what``, or what it
+            returns when called then, says what was awaited).
     """
     start = time.monotonic()
     while True:
         if await check():
             return time.monotonic() - start
         if time.monotonic() - start > within:
-            raise AssertionError(f"timed out after {within:.1f} s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {within:.1f} s waiting for {said}")
         await asyncio.sleep(interval)
 
 

@@ -2,23 +2,27 @@
 
 Cycles run concurrently over every way in: in-process SDK clients against
 ``create_server(...)`` in both eras (handshake sessions bound to the connection;
-stateless requests with a ``session_open`` handle), streamable HTTP (handshake and
-stateless) and SSE against a server subprocess, and stdio server spawns. All share one
-private Redis and one key prefix. Each cycle writes, reads back and checks a few
-values, the scratchpad, the task state and (every fifth) a checkpoint it deletes again,
-then disconnects (stateless cycles close their handle).
+stateless requests with a ``session_open`` handle) -- in a worker process of their own,
+see ``soak_support`` -- streamable HTTP (handshake and stateless) and SSE against a
+server subprocess, and stdio server spawns. All share one private Redis and one key
+prefix. Each cycle writes, reads back and checks a few values, the scratchpad, the task
+state and (every fifth) a checkpoint it deletes again, then disconnects (stateless
+cycles close their handle).
 
 After a warm-up, and again at the end once teardown has settled (polled, bounded), we
 measure and compare:
 
-* Redis keys under the prefix: back to the baseline exactly (0);
-* sessions open: 0 in the subprocess (``memory://health``) and in-process (the store,
-  its fallback mirror);
-* server subprocess: RSS within ``RSS_SLACK`` of the baseline, open fds within
+* Redis keys under the prefix: back to the baseline exactly (0), and none ever
+  without a TTL (sampled every 0.5 s);
+* sessions open: 0 in the HTTP server (``memory://health``) and in the in-process
+  worker (its store and the store's fallback mirror);
+* HTTP server process: RSS within ``RSS_SLACK`` of the baseline, open fds within
   ``FD_SLACK``;
-* test process (in-process server and all clients): asyncio tasks back to the baseline,
-  open fds within ``FD_SLACK``, no child process left but Redis and the HTTP server;
-  its RSS is reported, not asserted (it holds every client library too).
+* in-process worker: asyncio tasks back to the baseline, fds within ``FD_SLACK``, RSS
+  within ``RSS_SLACK``;
+* test process (the HTTP, SSE and stdio clients): asyncio tasks back to the baseline,
+  fds within ``FD_SLACK``, no child process left but Redis, the HTTP server and the
+  worker.
 
 Figures go to ``tests/reliability/results/soak.json``.
 """
@@ -26,22 +30,15 @@ Figures go to ``tests/reliability/results/soak.json``.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
-import random
+import tempfile
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from mcp import Client
 
-from mcp_server.server import create_server
-from mcp_server.settings import Settings
-from mcp_server.store import build_store
 from tests.reliability.chaos_support import (
     ServerProcess,
     children_of,
@@ -51,163 +48,43 @@ from tests.reliability.chaos_support import (
     read_health,
     rss_bytes,
     shared_output_validators,
-    sse_connection,
-    stdio_connection,
     streamable_connection,
     ttl_sample,
     write_results,
 )
 from tests.reliability.conftest import FULL, scale
+from tests.reliability.soak_support import MiB, Soak, Worker
 from tests.support.redis_proc import RedisProcess
 
-MiB = 1024 * 1024
 # Allowed growth from the warm baseline to the end. CPython keeps freed memory in its
-# arenas and the allocator's free lists, so RSS does not drop back byte for byte; a leak
-# of 1 KiB per session would add ~10 MiB over the full run and trip this.
+# arenas and the allocator's free lists, and the server has bounded caches that fill with
+# the first few thousand sessions (Redis key names of 4096 sessions, the per-session lock
+# table pruned at 2048, pydantic's string cache): ~2.5 MiB when full. A leak of 1 KiB per
+# session would add ~10 MiB over the full run and trip this.
 RSS_SLACK = 8 * MiB
 # Pooled Redis connections and HTTP keep-alive sockets come and go with concurrency.
 FD_SLACK = 4
 SETTLE_SECONDS = 60.0
-CYCLE_SECONDS = 120.0  # one connect-use-disconnect; a stdio spawn takes ~3 s here
+INPROC = ("inproc-handshake", "inproc-stateless")
 CYCLES = {
     "inproc-handshake": scale(100, 4000),
-    "inproc-stateless": scale(60, 3900),
+    "inproc-stateless": scale(60, 3940),
     "http-streamable": scale(16, 800),
     "http-stateless": scale(8, 400),
     "sse": scale(16, 800),
-    "stdio": scale(10, 100),
+    "stdio": scale(10, 60),  # a spawn costs ~2.5 s of CPU importing the SDK
 }
 CONCURRENCY = {"inproc": 4, "http": 4, "stdio": 2}
-pytestmark = pytest.mark.timeout(scale(180, 900))
 WARMUP = {kind: max(2, n // 50) if kind != "stdio" else 1 for kind, n in CYCLES.items()}
+pytestmark = pytest.mark.timeout(scale(180, 900))
 
 
-def group(kind: str) -> str:
-    return kind.split("-", maxsplit=1)[0] if kind != "sse" else "http"
-
-
-class SoakFailure(AssertionError):
-    pass
-
-
-async def use(client: Client, n: int, handle: str | None) -> int:
-    """One agent's short visit; returns the tool calls made. Raises SoakFailure."""
-    extra = {"session": handle} if handle else {}
-    calls = 0
-
-    async def call(tool: str, **args: Any) -> dict[str, Any]:
-        nonlocal calls
-        calls += 1
-        result = await client.call_tool(tool, {**args, **extra})
-        if result.is_error or result.structured_content is None:
-            raise SoakFailure(f"{tool}: {result.content}")
-        return dict(result.structured_content)
-
-    def check(ok: bool, what: str) -> None:
-        if not ok:
-            raise SoakFailure(what)
-
-    await call("memory_set", key="a", value={"n": n, "s": "ü" * (n % 40)}, ttl_seconds=600)
-    await call("memory_set", key="b", value=[n, str(n)])
-    got = await call("memory_get", key="a")
-    check(got["value"] == {"n": n, "s": "ü" * (n % 40)}, f"memory_get a: {got}")
-    check((await call("scratchpad_append", content=f"note {n}"))["length"] == 1, "append")
-    if n % 4 == 0:
-        await call("task_state_set", task_id=f"t{n}", status="in_progress", current_step=1)
-        check((await call("task_state_get"))["state"]["task_id"] == f"t{n}", "task state")
-    if n % 5 == 0:
-        cp = (await call("checkpoint_create", label="soak"))["checkpoint_id"]
-        check((await call("checkpoint_delete", checkpoint_id=cp))["deleted"], "checkpoint")
-    if n % 7 == 0:
-        check((await call("memory_delete", key="b"))["deleted"], "memory_delete")
-        check((await call("memory_list_keys"))["keys"] == ["a"], "list after delete")
-    else:
-        check((await call("memory_list_keys"))["keys"] == ["a", "b"], "memory_list_keys")
-    return calls
-
-
-class Soak:
-    def __init__(self, server: Any, http_url: str, stdio_settings: dict[str, Any]) -> None:
-        self.server = server  # in-process WorkingMemoryServer
-        self.http_url = http_url
-        self.stdio_settings = stdio_settings
-        self.done: Counter[str] = Counter()
-        self.calls = 0
-        self.failures: list[str] = []
-        self.seconds: Counter[str] = Counter()
-
-    @asynccontextmanager
-    async def connect(self, kind: str) -> AsyncIterator[Client]:
-        if kind == "inproc-handshake":
-            async with Client(self.server, mode="legacy") as client:
-                yield client
-        elif kind == "inproc-stateless":
-            async with Client(self.server, mode="auto") as client:
-                yield client
-        elif kind == "http-streamable":
-            async with streamable_connection(self.http_url) as client:
-                yield client
-        elif kind == "http-stateless":
-            async with streamable_connection(self.http_url, mode="auto") as client:
-                yield client
-        elif kind == "sse":
-            async with sse_connection(self.http_url) as client:
-                yield client
-        else:
-            async with stdio_connection(**self.stdio_settings) as client:
-                yield client
-
-    async def cycle(self, kind: str, n: int) -> None:
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(CYCLE_SECONDS), self.connect(kind) as client:
-                handle = None
-                if kind.endswith("stateless"):
-                    opened = await client.call_tool("session_open", {})
-                    if opened.is_error or opened.structured_content is None:
-                        raise SoakFailure(f"session_open: {opened.content}")
-                    handle = opened.structured_content["session"]
-                self.calls += await use(client, n, handle)
-                if handle is not None:
-                    closed = await client.call_tool("session_close", {"session": handle})
-                    if closed.is_error or closed.structured_content != {"closed": True}:
-                        raise SoakFailure(f"session_close: {closed.content}")
-        except Exception as exc:
-            self.failures.append(f"{kind} #{n}: {type(exc).__name__}: {exc}"[:500])
-        self.done[kind] += 1
-        self.seconds[kind] += time.monotonic() - started
-
-    async def run(
-        self,
-        plan: dict[str, int],
-        on_progress: Callable[[], None] | None = None,
-        deadline: float = 1e12,
-    ) -> None:
-        """Run ``plan`` (cycles per kind) with CONCURRENCY workers per group, the kinds
-        of a group interleaved."""
-        queues: dict[str, list[tuple[str, int]]] = {}
-        for kind, count in plan.items():
-            queues.setdefault(group(kind), []).extend(
-                (kind, self.done[kind] + i) for i in range(count)
-            )
-        for items in queues.values():
-            random.Random(len(items)).shuffle(items)
-        total = sum(plan.values())
-        step = max(1, total // 10)
-        finished = 0
-
-        async def worker(items: list[tuple[str, int]]) -> None:
-            nonlocal finished
-            while items and time.monotonic() < deadline:
-                kind, n = items.pop()
-                await self.cycle(kind, n)
-                finished += 1
-                if on_progress is not None and finished % step == 0:
-                    on_progress()
-
-        await asyncio.gather(
-            *(worker(items) for g, items in queues.items() for _ in range(CONCURRENCY[g]))
-        )
+def split(plan: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(the worker's in-process part, the test process's part)."""
+    return (
+        {k: n for k, n in plan.items() if k in INPROC},
+        {k: n for k, n in plan.items() if k not in INPROC},
+    )
 
 
 async def test_soak_connect_use_disconnect(
@@ -216,61 +93,71 @@ async def test_soak_connect_use_disconnect(
     settings = {"redis_url": redis_server.url, "key_prefix": key_prefix}
     raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     http = ServerProcess(**settings).launch()
-    store = build_store(Settings(transport="http", **settings))
-    await store.start()
-    server = create_server(Settings(transport="http", **settings), store)
-    soak = Soak(server, http.url, settings)
-    mirror = getattr(store.backend, "mirror", None)
+    worker_log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    worker = await Worker.start(redis_server.url, key_prefix, worker_log)
+    soak = Soak(None, http.url, settings)
     health: Client | None = None
     trend: list[dict[str, Any]] = []
+    ttl_checks = {"samples": 0, "keys": 0, "without_ttl": 0}
     started = time.monotonic()
+
+    async def run(plan: dict[str, int], progress: Any = None) -> dict[str, Any]:
+        inproc, local = split(plan)
+        answer, _ = await asyncio.gather(
+            worker.request(cmd="run", plan=inproc, concurrency=CONCURRENCY),
+            soak.run(local, CONCURRENCY, progress),
+        )
+        return answer
+
     try:
         with shared_output_validators():
             await http.ready()
-            await soak.run(WARMUP)
-            assert soak.failures == [], soak.failures[:10]
+            warm = await run(WARMUP)
+            assert warm["failed"] == 0 and soak.failures == [], (warm, soak.failures[:10])
             async with streamable_connection(http.url) as health:
+                last: dict[str, Any] = {}
 
                 async def settled() -> bool:
+                    last.update(
+                        keys=len(await keys_under(raw, key_prefix)),
+                        http=(await read_health(health))["sessions_open"],
+                        inproc=await worker.request(cmd="snapshot"),
+                    )
                     return (
-                        not await keys_under(raw, key_prefix)
-                        and (await read_health(health))["sessions_open"] == 0
-                        and store.open_count() == 0
-                        and (mirror is None or mirror.session_count == 0)
+                        last["keys"] == 0
+                        and last["http"] == 0
+                        and last["inproc"]["sessions_open"] == 0
+                        and last["inproc"]["mirror_sessions"] in (None, 0)
                     )
 
                 async def snapshot() -> dict[str, Any]:
-                    gc.collect()
                     return {
-                        "cycles": sum(soak.done.values()),
-                        "server_rss_mib": round(rss_bytes(http.pid) / MiB, 2),
-                        "server_fds": fd_count(http.pid),
-                        "test_rss_mib": round(rss_bytes() / MiB, 2),
-                        "test_fds": fd_count(),
-                        "test_tasks": len(asyncio.all_tasks()),
-                        "test_children": len(children_of(os.getpid())),
+                        "seconds": round(time.monotonic() - started, 1),
                         "redis_keys": len(await keys_under(raw, key_prefix)),
                         "redis_used_memory_mib": round(
                             int((await raw.info("memory"))["used_memory"]) / MiB, 2
                         ),
-                        "sessions_open_http": (await read_health(health))["sessions_open"],
-                        "sessions_open_inproc": store.open_count(),
-                        "mirror_sessions": None if mirror is None else mirror.session_count,
-                        "seconds": round(time.monotonic() - started, 1),
+                        "http_server": {
+                            "rss_mib": round(rss_bytes(http.pid) / MiB, 2),
+                            "fds": fd_count(http.pid),
+                            "sessions_open": (h := await read_health(health))["sessions_open"],
+                            "fallbacks": h["fallbacks"],
+                        },
+                        "inproc_worker": await worker.request(cmd="snapshot"),
+                        "test_process": {
+                            "rss_mib": round(rss_bytes() / MiB, 2),
+                            "fds": fd_count(),
+                            "tasks": len(asyncio.all_tasks()),
+                            "children": len(children_of(os.getpid())),
+                        },
                     }
-
-                await poll(settled, SETTLE_SECONDS, "warm-up teardown to settle", 0.05)
-                baseline = await snapshot()
-                main = {kind: n - WARMUP[kind] for kind, n in CYCLES.items()}
-                ttl_checks = {"samples": 0, "keys": 0, "without_ttl": 0}
 
                 def progress() -> None:
                     trend.append(
                         {
-                            "cycles": sum(soak.done.values()),
-                            "server_rss_mib": round(rss_bytes(http.pid) / MiB, 2),
-                            "server_fds": fd_count(http.pid),
-                            "test_tasks": len(asyncio.all_tasks()),
+                            "local_cycles": sum(soak.done.values()),
+                            "http_server_rss_mib": round(rss_bytes(http.pid) / MiB, 2),
+                            "http_server_fds": fd_count(http.pid),
                         }
                     )
 
@@ -282,54 +169,66 @@ async def test_soak_connect_use_disconnect(
                         ttl_checks["without_ttl"] += sum(1 for t in ttls.values() if t == -1)
                         await asyncio.sleep(0.5)
 
+                await poll(settled, SETTLE_SECONDS, lambda: f"warm-up teardown: {last}", 0.05)
+                baseline = await snapshot()
                 watcher = asyncio.create_task(ttl_watch())
                 try:
-                    await soak.run(main, progress, deadline=time.monotonic() + 1800)
+                    main = await run({k: n - WARMUP[k] for k, n in CYCLES.items()}, progress)
                 finally:
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
+                assert main["failed"] == 0, main["failures"]
                 assert soak.failures == [], soak.failures[:10]
-                settle = await poll(settled, SETTLE_SECONDS, "teardown to settle", 0.05)
+                settle = await poll(settled, SETTLE_SECONDS, lambda: f"teardown: {last}", 0.05)
                 end = await snapshot()
     finally:
+        await worker.close()
         http.stop()
         http.cleanup()
-        await store.close()
         await raw.aclose()
+        worker_log.close()
 
-    assert dict(soak.done) == CYCLES
+    done = {**soak.done, **main["done"]}
+    seconds = {**soak.seconds, **main["seconds"]}
+    assert done == CYCLES
     assert ttl_checks["without_ttl"] == 0
     assert end["redis_keys"] == baseline["redis_keys"] == 0
-    assert end["sessions_open_http"] == 0 and end["sessions_open_inproc"] == 0
-    assert end["mirror_sessions"] in (None, 0)
-    assert end["server_rss_mib"] <= baseline["server_rss_mib"] + RSS_SLACK / MiB, (baseline, end)
-    assert end["server_fds"] <= baseline["server_fds"] + FD_SLACK, (baseline, end)
-    assert end["test_fds"] <= baseline["test_fds"] + FD_SLACK, (baseline, end)
-    assert end["test_tasks"] <= baseline["test_tasks"], (baseline, end)
-    assert end["test_children"] <= baseline["test_children"], (baseline, end)
+    b_http, e_http = baseline["http_server"], end["http_server"]
+    b_in, e_in = baseline["inproc_worker"], end["inproc_worker"]
+    b_test, e_test = baseline["test_process"], end["test_process"]
+    assert e_http["sessions_open"] == 0 and e_in["sessions_open"] == 0
+    assert e_in["mirror_sessions"] in (None, 0)
+    assert e_http["rss_mib"] <= b_http["rss_mib"] + RSS_SLACK / MiB, (baseline, end)
+    assert e_http["fds"] <= b_http["fds"] + FD_SLACK, (baseline, end)
+    assert e_in["rss_mib"] <= b_in["rss_mib"] + RSS_SLACK / MiB, (baseline, end)
+    assert e_in["fds"] <= b_in["fds"] + FD_SLACK, (baseline, end)
+    assert e_in["tasks"] <= b_in["tasks"], (baseline, end)
+    assert e_test["fds"] <= b_test["fds"] + FD_SLACK, (baseline, end)
+    assert e_test["tasks"] <= b_test["tasks"], (baseline, end)
+    assert e_test["children"] <= b_test["children"], (baseline, end)
     figures = {
-        "cycles": dict(soak.done),
-        "cycles_total": sum(soak.done.values()),
-        "tool_calls": soak.calls,
-        "failed_cycles": len(soak.failures),
-        "seconds_per_cycle_ms": {
-            k: round(soak.seconds[k] / soak.done[k] * 1000, 1) for k in soak.done
-        },
+        "cycles": done,
+        "cycles_total": sum(done.values()),
+        "tool_calls": soak.calls + main["calls"],
+        "failed_cycles": len(soak.failures) + main["failed"],
+        "ms_per_cycle": {k: round(seconds[k] / done[k] * 1000, 1) for k in done},
         "concurrency": CONCURRENCY,
         "warmup": WARMUP,
         "baseline": baseline,
         "end": end,
         "settle_s": round(settle, 2),
-        "trend": trend,
+        "trend_local": trend,
+        "trend_inproc": main["trend"],
         "ttl_checks": ttl_checks,
         "rss_slack_mib": RSS_SLACK / MiB,
         "fd_slack": FD_SLACK,
         "full": FULL,
         "summary": (
-            f"{sum(soak.done.values())} cycles in {end['seconds']} s; server RSS "
-            f"{baseline['server_rss_mib']} -> {end['server_rss_mib']} MiB, fds "
-            f"{baseline['server_fds']} -> {end['server_fds']}, tasks {baseline['test_tasks']} "
-            f"-> {end['test_tasks']}, Redis keys {baseline['redis_keys']} -> {end['redis_keys']}"
+            f"{sum(done.values())} cycles in {end['seconds']} s; HTTP server RSS "
+            f"{b_http['rss_mib']} -> {e_http['rss_mib']} MiB, fds {b_http['fds']} -> "
+            f"{e_http['fds']}; in-process RSS {b_in['rss_mib']} -> {e_in['rss_mib']} MiB, "
+            f"tasks {b_in['tasks']} -> {e_in['tasks']}; Redis keys {baseline['redis_keys']} "
+            f"-> {end['redis_keys']}"
         ),
     }
     path = write_results("soak", figures)
