@@ -1,21 +1,36 @@
-# Two commands for a newcomer: `make run` and `make test`. Both set up .venv first.
+# Two commands for a newcomer: `make run` and `make test`. Both set up .venv first:
+# `make run` with the runtime dependencies only, `make test` with the dev tools too.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
+DEV := $(VENV)/.installed
+# `make -C <checkout> run` is what a client configuration runs: make must print nothing
+# on stdout, which belongs to the protocol (no "Entering directory" lines either).
+MAKEFLAGS += --no-print-directory
 
-.PHONY: install run test lint typecheck pytest bench reliability clean
+.PHONY: install runtime run test lint typecheck pytest bench reliability clean
 
-install: $(STAMP)
+install: $(DEV)
+runtime: $(RUNTIME)
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mcp-working-memory needs Python 3.11 or newer; this is " + sys.version.split()[0] + " (set PYTHON=python3.11 or newer)")' >&2
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-run: install
-	$(BIN)/mcp-working-memory $(ARGS)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(DEV): pyproject.toml $(RUNTIME)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(DEV)
+
+# Set-up output goes to stderr; stdout carries only the server's protocol stream.
+run:
+	@$(MAKE) -s runtime >&2
+	@exec $(BIN)/mcp-working-memory $(ARGS)
 
 lint: install
 	$(BIN)/ruff check memory_core mcp_server tests benchmarks
