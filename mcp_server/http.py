@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server.auth import StaticTokenVerifier, load_tokens
-from mcp_server.connection import lowlevel_server
+from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
 from mcp_server.settings import WILDCARD_HOSTS, Settings, is_loopback
 from mcp_server.store import build_store

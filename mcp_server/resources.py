@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from mcp_server.errors import error_text
 from mcp_server.paging import encode_cursor, json_size, take
-from mcp_server.results import CheckpointSummary, SessionUsage
 from mcp_server.runtime import Runtime
+from mcp_server.tools.results import CheckpointSummary, SessionUsage
 from mcp_server.uris import CURRENT, CURRENT_SESSION_URI, HEALTH_URI, SESSION_TEMPLATE
 from memory_core import TaskState, WorkingMemoryError, __version__
 

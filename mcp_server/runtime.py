@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from mcp.server.mcpserver import Context
 
 from mcp_server.binding import Resolved, SessionBinder
+from mcp_server.events.sessions import SessionEvents
 from mcp_server.paging import PageSize
-from mcp_server.results import LimitUsage, SessionUsage
 from mcp_server.settings import Settings
-from mcp_server.subscriptions import SessionEvents
+from mcp_server.tools.results import LimitUsage, SessionUsage
 from memory_core import SessionStore, Usage
 
 

@@ -24,15 +24,15 @@ from mcp_server.errors import (
     unknown_tool_text,
     validation_text,
 )
+from mcp_server.events.requests import register_subscriptions
+from mcp_server.events.sessions import SessionEvents
 from mcp_server.paging import PageSize
 from mcp_server.resources import CURRENT_RESOURCE, register_resources
 from mcp_server.runtime import Runtime
 from mcp_server.settings import Settings
 from mcp_server.store import build_bus, build_store
-from mcp_server.subscribe import register_subscriptions
-from mcp_server.subscriptions import SessionEvents
-from mcp_server.tooling import argument_names
 from mcp_server.tools import build_tools
+from mcp_server.tools.factory import argument_names
 from memory_core import LOCAL_PRINCIPAL, SessionStore, WorkingMemoryError, __version__
 
 log = logging.getLogger("mcp_server.tools")

@@ -16,10 +16,10 @@ import signal
 import anyio
 
 from mcp_server.binding import SessionBinder, short
+from mcp_server.events.sessions import SessionEvents
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
 from mcp_server.store import build_store
-from mcp_server.subscriptions import SessionEvents
 
 log = logging.getLogger("mcp_server.stdio")
 

@@ -40,10 +40,10 @@ def build_bus(settings: Settings) -> SubscriptionBus:
     sharing the Redis, on the channel ``<key_prefix>:events``; ``memory``: this process
     only.
     """
-    from mcp_server.subscriptions import InProcessBus
+    from mcp_server.events.sessions import InProcessBus
 
     if settings.bus_kind == "redis" and settings.redis_url:
-        from mcp_server.bus import RedisSubscriptionBus
+        from mcp_server.events.redis_bus import RedisSubscriptionBus
 
         return RedisSubscriptionBus(
             settings.redis_url,

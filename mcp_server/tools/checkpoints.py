@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 
-from mcp_server.arguments import CheckpointId, Label, SessionArg
-from mcp_server.results import (
+from mcp_server.tools.arguments import CheckpointId, Label, SessionArg
+from mcp_server.tools.factory import make_tool
+from mcp_server.tools.results import (
     CheckpointCreated,
     CheckpointDeleted,
     CheckpointList,
     CheckpointRestored,
     CheckpointSummary,
 )
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
+
+if TYPE_CHECKING:
+    from mcp_server.runtime import Runtime
 
 
 def checkpoint_tools(rt: Runtime) -> list[Tool]:

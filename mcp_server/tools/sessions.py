@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 
-from mcp_server.arguments import LeaseSeconds, SessionArg
 from mcp_server.binding import current_call, short
-from mcp_server.results import EchoResult, SessionClosed, SessionInfo, SessionOpened
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
+from mcp_server.tools.arguments import LeaseSeconds, SessionArg
+from mcp_server.tools.factory import make_tool
+from mcp_server.tools.results import EchoResult, SessionClosed, SessionInfo, SessionOpened
+
+if TYPE_CHECKING:
+    from mcp_server.runtime import Runtime
 
 log = logging.getLogger("mcp_server.sessions")
 

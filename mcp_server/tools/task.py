@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from pydantic import ValidationError
 
-from mcp_server.arguments import (
+from mcp_server.errors import describe_validation
+from mcp_server.paging import decode_cursor, encode_cursor, take
+from mcp_server.tools.arguments import (
     Content,
     Cursor,
     Description,
@@ -19,12 +23,17 @@ from mcp_server.arguments import (
     TaskId,
     TotalSteps,
 )
-from mcp_server.errors import describe_validation
-from mcp_server.paging import decode_cursor, encode_cursor, take
-from mcp_server.results import AppendResult, ScratchpadPage, TaskStateGetResult, TaskStateResult
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
+from mcp_server.tools.factory import make_tool
+from mcp_server.tools.results import (
+    AppendResult,
+    ScratchpadPage,
+    TaskStateGetResult,
+    TaskStateResult,
+)
 from memory_core import InvalidArgumentError, TaskState
+
+if TYPE_CHECKING:
+    from mcp_server.runtime import Runtime
 
 
 def task_tools(rt: Runtime) -> list[Tool]:

@@ -17,7 +17,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 
-from mcp_server.bus import (
+from mcp_server.events.redis_bus import (
     MAX_BATCH_EVENTS,
     RedisSubscriptionBus,
     decode_event,
@@ -25,9 +25,9 @@ from mcp_server.bus import (
     encode_event,
     encode_message,
 )
+from mcp_server.events.sessions import InProcessBus
 from mcp_server.settings import Settings
 from mcp_server.store import build_bus
-from mcp_server.subscriptions import InProcessBus
 from tests.support.redis_proc import RedisProcess, free_port
 
 

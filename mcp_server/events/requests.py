@@ -40,9 +40,9 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from mcp_server.connection import connection_of, lowlevel_server
 from mcp_server.errors import error_text
 from mcp_server.runtime import Runtime
+from mcp_server.sdk import connection_of, lowlevel_server
 from mcp_server.uris import CURRENT, CURRENT_SESSION_URI, SESSION_PREFIX
 from memory_core import StorageUnavailableError, WorkingMemoryError
 

@@ -9,7 +9,7 @@ Two paths, one call (``SessionEvents.changed``) after every write:
   ``memory://session/<id>`` goes on the SDK's ``SubscriptionBus``.
 
 Both go through the bus. With several replicas it is a ``RedisSubscriptionBus``
-(``mcp_server.bus``): a write on replica B reaches listen streams on replica A, and the
+(``mcp_server.events.redis_bus``): a write on replica B reaches listen streams on replica A, and the
 bus hands events from other replicas to ``SessionEvents``, which notifies its own
 ``resources/subscribe`` connections (in background tasks: bus listeners are
 synchronous). Events of this process's own writes are delivered to local subscribers
@@ -32,8 +32,8 @@ from mcp.server.subscriptions import (
     SubscriptionBus,
 )
 
-from mcp_server.bus import BusStats, RemoteEvents
-from mcp_server.connection import Connection, on_close
+from mcp_server.events.redis_bus import BusStats, RemoteEvents
+from mcp_server.sdk import Connection, on_close
 from mcp_server.uris import SESSION_PREFIX, session_uri
 
 log = logging.getLogger("mcp_server.subscriptions")

@@ -1,0 +1,1 @@
+"""Subscription events: who hears about a session change, and how it travels."""
