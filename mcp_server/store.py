@@ -40,7 +40,7 @@ def build_bus(settings: Settings) -> SubscriptionBus:
     sharing the Redis, on the channel ``<key_prefix>:events``; ``memory``: this process
     only.
     """
-    from mcp_server.events.sessions import InProcessBus
+    from mcp_server.events.local import InProcessBus
 
     if settings.bus_kind == "redis" and settings.redis_url:
         from mcp_server.events.redis_bus import RedisSubscriptionBus

@@ -22,17 +22,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import anyio
 from mcp.server.subscriptions import (
-    InMemorySubscriptionBus,
     ResourceUpdated,
     ServerEvent,
     SubscriptionBus,
 )
 
-from mcp_server.events.redis_bus import BusStats, RemoteEvents
+from mcp_server.events.listeners import BusStats, ManagedBus, RemoteEvents
+from mcp_server.events.local import InProcessBus
 from mcp_server.sdk import Connection, on_close
 from mcp_server.uris import SESSION_PREFIX, session_uri
 
@@ -42,50 +41,6 @@ _CLEANUP_KEY = "mcp_working_memory.subscriptions"
 MAX_REMOTE_SENDS = 1024
 """Notifications for other replicas' writes in flight at once; more are dropped."""
 REMOTE_SEND_SECONDS = 5.0
-
-
-class InProcessBus(InMemorySubscriptionBus):
-    """The SDK's in-process bus, minus the cost of publishing to nobody.
-
-    Every write publishes an event; with no ``subscriptions/listen`` stream open in
-    this process, the default bus would still yield to the event loop on each one.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.listeners = 0
-
-    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        unsubscribe = super().subscribe(listener)
-        self.listeners += 1
-        active = True
-
-        def once() -> None:
-            nonlocal active
-            if active:
-                active = False
-                self.listeners -= 1
-                unsubscribe()
-
-        return once
-
-    async def publish(self, event: ServerEvent) -> None:
-        if self.listeners:
-            await super().publish(event)
-
-    def stats(self) -> BusStats:
-        return BusStats("memory", True, 0, 0, 0, 0)
-
-
-@runtime_checkable
-class ManagedBus(Protocol):
-    """A bus with background work (``RedisSubscriptionBus``): started and closed once."""
-
-    async def start(self) -> None: ...
-
-    async def close(self, flush_timeout: float = 0.5) -> None: ...
-
-    def stats(self) -> BusStats: ...
 
 
 @dataclass
