@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server.auth import StaticTokenVerifier, load_tokens
+from mcp_server.errors import ConfigurationError
 from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
 from mcp_server.settings import WILDCARD_HOSTS, Settings, is_loopback
@@ -47,7 +48,7 @@ MESSAGES_PATH = "/messages/"
 HEALTH_PATH = "/healthz"
 
 
-class UnsafeConfigError(ValueError):
+class UnsafeConfigError(ConfigurationError):
     """The HTTP configuration would expose memory without protection."""
 
 

@@ -13,12 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
 from mcp_types import Resource as MCPResource
 from pydantic import BaseModel
 
-from mcp_server.errors import error_text
+from mcp_server.errors import resource_error
 from mcp_server.paging import encode_cursor, json_size, take
 from mcp_server.runtime import Runtime
 from mcp_server.tools.results import CheckpointSummary, SessionUsage
@@ -98,7 +96,7 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
                 await _state(rt, ctx, None if session == CURRENT else session)
             ).model_dump_json()
         except WorkingMemoryError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=error_text(exc)) from None
+            raise resource_error(exc) from exc
 
     @server.resource(
         HEALTH_URI,

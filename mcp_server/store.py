@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from mcp.server.subscriptions import SubscriptionBus
 
+from mcp_server.errors import StoreURLError
 from mcp_server.settings import Settings
-from memory_core import SessionStore, backend_from_url
+from memory_core import SessionStore, WorkingMemoryError, backend_from_url
 
 EVENTS_CHANNEL_SUFFIX = ":events"
 
@@ -18,18 +19,24 @@ def build_store(settings: Settings) -> SessionStore:
     several replicas (``WM_REPLICA_ID``), whatever the URL, since private copies per
     replica could diverge; else the URL's default (on for one Redis, off for
     cluster/sentinel).
+
+    Raises:
+        StoreURLError: the URL's scheme is unknown or a cluster/sentinel URL is malformed.
     """
     config = settings.store_config()
     fallback = settings.fallback
     if fallback is None and settings.replica_id:
         fallback = False
-    backend = backend_from_url(
-        settings.store_url,
-        config,
-        fallback=fallback,
-        connect_timeout=settings.connect_timeout,
-        command_timeout=settings.command_timeout,
-    )
+    try:
+        backend = backend_from_url(
+            settings.store_url,
+            config,
+            fallback=fallback,
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+        )
+    except WorkingMemoryError as exc:
+        raise StoreURLError(exc.message) from exc
     return SessionStore(backend, config)
 
 
