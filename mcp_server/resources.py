@@ -172,7 +172,7 @@ async def _state(rt: Runtime, ctx: Context, handle: str | None) -> SessionState:
             )
             for c in await wm.list_checkpoints()
         ],
-        usage=rt.usage_against_limits(usage),
+        usage=SessionUsage.against(usage, rt.store.config.limits),
         lease_seconds=usage.lease_seconds,
         expires_in=usage.expires_in_ms / 1000,
     )

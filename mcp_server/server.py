@@ -14,19 +14,16 @@ from mcp.server.subscriptions import SubscriptionBus
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Resource as MCPResource
 
-from mcp_server.auth import ANONYMOUS_PRINCIPAL, StaticTokenVerifier, load_tokens
-from mcp_server.binding import CallRecord, SessionBinder, current_call, short
+from mcp_server.auth import StaticTokenVerifier
+from mcp_server.binding import CallRecord, current_call, short
 from mcp_server.errors import tool_failure, unknown_arguments, unknown_tool
 from mcp_server.events.requests import register_subscriptions
-from mcp_server.events.sessions import SessionEvents
-from mcp_server.paging import PageSize
 from mcp_server.resources import CURRENT_RESOURCE, register_resources
 from mcp_server.runtime import Runtime
 from mcp_server.settings import Settings
-from mcp_server.store import build_bus, build_store
 from mcp_server.tools import build_tools
 from mcp_server.tools.factory import argument_names
-from memory_core import LOCAL_PRINCIPAL, SessionStore, __version__
+from memory_core import SessionStore, __version__
 
 log = logging.getLogger("mcp_server.tools")
 
@@ -98,43 +95,27 @@ def create_server(
     *,
     bus: SubscriptionBus | None = None,
 ) -> WorkingMemoryServer:
-    """Build the server for ``settings``.
+    """Build the server and its ``Runtime`` (``server.runtime``) for ``settings``.
 
     Args:
         settings: configuration; default ``Settings()`` (``WM_*`` environment).
-        store: the process's store, started and closed by the caller. Default: a new
-            one built from ``settings`` (the in-memory store needs no start).
+        store: the store to serve; default a new one built from ``settings``.
         bus: where subscription events fan out; default from ``settings``
-            (``build_bus``: Redis pub/sub across replicas when Redis is the store, else
-            in-process). A Redis bus is started and closed by the transport runner
-            (``runtime.events.start()`` / ``close()``).
+            (``runtime.build_bus``).
+
+    Whoever serves the server enters ``server.runtime`` (``async with``), which starts
+    and closes the store and the bus, given or built. In-process tests that never enter
+    it start and close a store they pass themselves.
 
     Raises:
         ConfigurationError: unusable auth tokens or store URL.
     """
-    settings = settings or Settings()
-    store = store or build_store(settings)
-    stdio = settings.transport == "stdio"
-    events = SessionEvents(bus or build_bus(settings))
-    binder = SessionBinder(
-        store,
-        process_bound=stdio,
-        anonymous_principal=LOCAL_PRINCIPAL if stdio else ANONYMOUS_PRINCIPAL,
-        on_ended=events.session_ended,
-    )
-    runtime = Runtime(
-        settings=settings,
-        store=store,
-        binder=binder,
-        events=events,
-        pages=PageSize(settings.page_size, settings.max_page_size, settings.max_page_bytes),
-    )
+    runtime = Runtime(settings or Settings(), store, bus=bus)
     auth: dict[str, Any] = {}
-    tokens = {} if stdio else load_tokens(settings)
-    if tokens:
+    if runtime.tokens:
         auth = {
-            "token_verifier": StaticTokenVerifier(tokens),
-            "auth": AuthSettings(issuer_url=_base_url(settings), resource_server_url=None),
+            "token_verifier": StaticTokenVerifier(runtime.tokens),
+            "auth": AuthSettings(issuer_url=_base_url(runtime.settings), resource_server_url=None),
         }
     server = WorkingMemoryServer(
         runtime,
@@ -143,8 +124,8 @@ def create_server(
         title="Working memory",
         version=__version__,
         instructions=INSTRUCTIONS,
-        log_level=settings.log_level,
-        subscriptions=events.bus,
+        log_level=runtime.settings.log_level,
+        subscriptions=runtime.events.bus,
         **auth,
     )
     register_resources(server, runtime)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from mcp.server.mcpserver.tools import Tool
 
+from mcp_server.runtime import Runtime
 from mcp_server.tools.checkpoints import checkpoint_tools
 from mcp_server.tools.sessions import echo_tools, session_tools
 from mcp_server.tools.task import task_tools
@@ -31,9 +30,6 @@ TOOL_NAMES = (
     "session_close",
     "session_info",
 )
-
-if TYPE_CHECKING:
-    from mcp_server.runtime import Runtime
 
 
 def build_tools(rt: Runtime) -> list[Tool]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 
+from mcp_server.runtime import Runtime
 from mcp_server.tools.arguments import CheckpointId, Label, SessionArg
 from mcp_server.tools.factory import make_tool
 from mcp_server.tools.results import (
@@ -16,9 +15,6 @@ from mcp_server.tools.results import (
     CheckpointRestored,
     CheckpointSummary,
 )
-
-if TYPE_CHECKING:
-    from mcp_server.runtime import Runtime
 
 
 def checkpoint_tools(rt: Runtime) -> list[Tool]:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 
 from mcp_server.binding import current_call, short
+from mcp_server.runtime import Runtime
 from mcp_server.tools.arguments import LeaseSeconds, SessionArg
 from mcp_server.tools.factory import make_tool
-from mcp_server.tools.results import EchoResult, SessionClosed, SessionInfo, SessionOpened
-
-if TYPE_CHECKING:
-    from mcp_server.runtime import Runtime
+from mcp_server.tools.results import (
+    EchoResult,
+    SessionClosed,
+    SessionInfo,
+    SessionOpened,
+    SessionUsage,
+)
 
 log = logging.getLogger("mcp_server.sessions")
 
@@ -52,7 +55,7 @@ def session_tools(rt: Runtime) -> list[Tool]:
             session=s.memory.session_id,
             mode=health.mode,
             binding=s.binding,
-            usage=rt.usage_against_limits(usage),
+            usage=SessionUsage.against(usage, rt.store.config.limits),
             lease_seconds=usage.lease_seconds,
             expires_in=usage.expires_in_ms / 1000,
         )

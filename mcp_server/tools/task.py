@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from pydantic import ValidationError
 
 from mcp_server.errors import describe_validation
 from mcp_server.paging import decode_cursor, encode_cursor, take
+from mcp_server.runtime import Runtime
 from mcp_server.tools.arguments import (
     Content,
     Cursor,
@@ -31,9 +30,6 @@ from mcp_server.tools.results import (
     TaskStateResult,
 )
 from memory_core import InvalidArgumentError, TaskState
-
-if TYPE_CHECKING:
-    from mcp_server.runtime import Runtime
 
 
 def task_tools(rt: Runtime) -> list[Tool]:

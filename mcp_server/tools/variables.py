@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 
 from mcp_server.paging import decode_cursor, encode_cursor, json_size, take
+from mcp_server.runtime import Runtime
 from mcp_server.tools.arguments import Cursor, Default, Key, Limit, Pattern, SessionArg, Ttl, Value
 from mcp_server.tools.factory import make_tool
 from mcp_server.tools.results import (
@@ -21,9 +20,6 @@ from mcp_server.tools.results import (
 )
 from memory_core import InvalidArgumentError, InvalidValueError
 from memory_core.codec import encode
-
-if TYPE_CHECKING:
-    from mcp_server.runtime import Runtime
 
 
 def variable_tools(rt: Runtime) -> list[Tool]:

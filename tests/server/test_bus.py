@@ -26,8 +26,8 @@ from mcp_server.events.wire import (
     encode_event,
     encode_message,
 )
+from mcp_server.runtime import build_bus
 from mcp_server.settings import Settings
-from mcp_server.store import build_bus
 from tests.support.redis_proc import RedisProcess, free_port
 
 
