@@ -96,6 +96,14 @@ class Runtime:
         await self.events.changed(resolved.memory.session_id)
 
 
+def runtime_of(ctx: Context) -> Runtime:
+    """The runtime of the server serving ``ctx`` (a ``WorkingMemoryServer``)."""
+    runtime = getattr(ctx.mcp_server, "runtime", None)
+    if not isinstance(runtime, Runtime):  # pragma: no cover - tools run on our server only
+        raise TypeError("tool served by a server without a Runtime")
+    return runtime
+
+
 def build_store(settings: Settings) -> SessionStore:
     """A new, not yet started store for ``settings`` (memory:// unless a Redis URL is set).
 

@@ -119,7 +119,7 @@ def create_server(
         }
     server = WorkingMemoryServer(
         runtime,
-        build_tools(runtime),
+        build_tools(runtime.settings),
         name=SERVER_NAME,
         title="Working memory",
         version=__version__,
