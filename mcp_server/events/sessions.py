@@ -9,7 +9,7 @@ Two paths, one call (``SessionEvents.changed``) after every write:
   ``memory://session/<id>`` goes on the SDK's ``SubscriptionBus``.
 
 Both go through the bus. With several replicas it is a ``RedisSubscriptionBus``
-(``mcp_server.events.redis_bus``): a write on replica B reaches listen streams on replica A, and the
+(``events.redis_bus``): a write on replica B reaches listen streams on replica A, and the
 bus hands events from other replicas to ``SessionEvents``, which notifies its own
 ``resources/subscribe`` connections (in background tasks: bus listeners are
 synchronous). Events of this process's own writes are delivered to local subscribers
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -45,16 +44,16 @@ REMOTE_SEND_SECONDS = 5.0
 
 @dataclass
 class SessionEvents:
+    """The 2025-era subscribers per session, and the bus every change is published on."""
+
     bus: SubscriptionBus
     # session id -> {(connection, subscribed uri)}
     _legacy: dict[str, set[tuple[Connection, str]]] = field(default_factory=dict)
     _sends: set[asyncio.Task[None]] = field(default_factory=set)
-    _unsubscribe_remote: Callable[[], None] | None = None
-    dropped_remote: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.bus, RemoteEvents):
-            self._unsubscribe_remote = self.bus.subscribe_remote(self._on_remote)
+            self.bus.subscribe_remote(self._on_remote)  # for the bus's lifetime
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,9 +100,6 @@ class SessionEvents:
             if not subscribers:
                 del self._legacy[session_id]
 
-    def subscriber_count(self, session_id: str) -> int:
-        return len(self._legacy.get(session_id, ()))
-
     # events --------------------------------------------------------------------------------
     async def changed(self, session_id: str) -> None:
         """Notify every subscriber of ``session_id``, here and on other replicas; never raises."""
@@ -133,8 +129,7 @@ class SessionEvents:
         loop = asyncio.get_running_loop()
         for connection, uri in list(subscribers):
             if len(self._sends) >= MAX_REMOTE_SENDS:
-                self.dropped_remote += 1
-                continue
+                continue  # best effort: past the cap, this notification is dropped
             task = loop.create_task(self._send(connection, uri))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
