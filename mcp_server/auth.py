@@ -13,6 +13,7 @@ import re
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 
+from mcp_server.errors import ConfigurationError
 from mcp_server.settings import Settings
 
 ANONYMOUS_PRINCIPAL = "anonymous"
@@ -20,7 +21,7 @@ PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 MIN_TOKEN_LENGTH = 16
 
 
-class AuthConfigError(ValueError):
+class AuthConfigError(ConfigurationError):
     """The token configuration cannot be used; the message names the line, never a token."""
 
 

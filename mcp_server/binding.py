@@ -28,8 +28,8 @@ import anyio
 from mcp.server.context import ServerRequestContext
 
 from mcp_server.auth import current_principal
-from mcp_server.connection import connection_of, is_stateless, on_close
 from mcp_server.errors import SessionRequiredError
+from mcp_server.sdk import connection_of, is_stateless, on_close
 from memory_core import SessionStore, WorkingMemory, WorkingMemoryError
 
 log = logging.getLogger("mcp_server.sessions")

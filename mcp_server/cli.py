@@ -17,8 +17,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from mcp_server.auth import AuthConfigError
-from mcp_server.http import UnsafeConfigError
+from mcp_server.errors import ConfigurationError
 from mcp_server.logs import configure_logging
 from mcp_server.settings import Settings
 from memory_core import WorkingMemoryError, __version__
@@ -81,8 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             anyio.run(serve_stdio, settings)
         else:
             serve_http(settings)
-    except (AuthConfigError, UnsafeConfigError, WorkingMemoryError) as exc:
-        # configuration refused at startup: unsafe exposure, bad tokens, bad store URL
+    except (ConfigurationError, WorkingMemoryError) as exc:
+        # configuration refused at startup (unsafe exposure, bad tokens, bad store URL),
+        # or the store refused the stdio process session (Redis down, fallback off)
         log.error("cannot start: %s", exc)
         sys.exit(2)
     except KeyboardInterrupt:

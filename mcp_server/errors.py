@@ -1,20 +1,93 @@
-"""Tool error text: the one place where failures become ``"<CODE>: <sentence>"``.
+"""The one place where failures become what an MCP client sees.
 
-A model reads these messages. Each starts with a stable code and says what to do
-next; none contains a stack trace, a storage key, a rejected value or any other
-internal detail.
+Every failure has a stable code (``INVALID_KEY``, ``SESSION_NOT_FOUND``, ...). ``CODES``
+says, per code, what kind of failure it is and which JSON-RPC error code it gets where
+the protocol answers with an error instead of a tool result. From there:
+
+* ``tool_failure`` turns an exception into the ``"<CODE>: <sentence>"`` text of an
+  ``isError`` tool result;
+* ``protocol_error`` turns it into the ``MCPError`` of ``resources/subscribe`` and
+  ``subscriptions/listen``; ``resource_error`` into the SDK's own resource error for
+  ``resources/read`` (``ResourceNotFoundError`` is the SDK's invalid-params variant).
+
+Callers raise the result ``from`` the original exception, so the server log keeps the
+cause while nothing internal reaches the wire. A model reads these messages: each starts
+with its code and says what to do next; none contains a stack trace, a storage key, a
+rejected value or any other internal detail. memory_core's sentences are tool-neutral;
+``TOOL_WORDING`` names the tools that carry out its advice.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from mcp.server.mcpserver.exceptions import (
+    ResourceError,
+    ResourceNotFoundError,
+    UnexpectedToolError,
+)
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR as RPC_INTERNAL_ERROR
+from mcp_types import INVALID_PARAMS as RPC_INVALID_PARAMS
 from pydantic import ValidationError
 
-from memory_core import WorkingMemoryError
+from memory_core import InvalidArgumentError, WorkingMemoryError
+
+log = logging.getLogger("mcp_server.tools")
+
+Kind = Literal["client", "unavailable", "internal"]
+"""Who can fix a failure: the caller (``client``), time (``unavailable``: retry), or we."""
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    kind: Kind
+
+    @property
+    def rpc(self) -> int:
+        """The JSON-RPC error code on protocol surfaces: invalid params for what the
+        caller can fix, internal error for everything else."""
+        return RPC_INVALID_PARAMS if self.kind == "client" else RPC_INTERNAL_ERROR
+
+
+CODES: dict[str, Code] = {
+    "INVALID_KEY": Code("client"),
+    "INVALID_VALUE": Code("client"),
+    "INVALID_ARGUMENT": Code("client"),
+    "VALUE_TOO_LARGE": Code("client"),
+    "LIMIT_EXCEEDED": Code("client"),
+    "NOT_FOUND": Code("client"),
+    "SESSION_NOT_FOUND": Code("client"),
+    "SESSION_REQUIRED": Code("client"),
+    "STORAGE_UNAVAILABLE": Code("unavailable"),
+    "INTERNAL_ERROR": Code("internal"),
+}
 
 INTERNAL_ERROR = (
     "INTERNAL_ERROR: the server hit an unexpected problem with this call; retry once, "
     "and if it happens again stop and report it"
 )
+
+TOOL_WORDING = {
+    "open a new one (or reconnect)": "open a new one with session_open (or reconnect)",
+    "close sessions you no longer need and retry": (
+        "close sessions you no longer need (session_close) and retry"
+    ),
+}
+"""memory_core's tool-neutral advice -> the same advice naming this server's tools."""
+
+
+class ConfigurationError(ValueError):
+    """Root of every startup-configuration error: the server refuses to start."""
+
+
+class StoreURLError(ConfigurationError, InvalidArgumentError):
+    """The store URL names no usable store (still memory_core's ``INVALID_ARGUMENT``)."""
+
+    def __init__(self, message: str) -> None:
+        InvalidArgumentError.__init__(self, message)
 
 
 class SessionRequiredError(WorkingMemoryError):
@@ -29,28 +102,68 @@ class SessionRequiredError(WorkingMemoryError):
         )
 
 
+def code_of(exc: WorkingMemoryError) -> Code:
+    return CODES.get(exc.code, CODES["INTERNAL_ERROR"])
+
+
 def error_text(exc: WorkingMemoryError) -> str:
-    return f"{exc.code}: {exc.message}"
+    """``"<CODE>: <sentence>"``, with memory_core's advice worded for these tools."""
+    message = exc.message
+    for neutral, worded in TOOL_WORDING.items():
+        message = message.replace(neutral, worded)
+    return f"{exc.code}: {message}"
 
 
-def unknown_tool_text(name: str) -> str:
-    return f"NOT_FOUND: there is no tool named {name[:64]!r}; call tools/list to see the tools"
+def tool_failure(exc: BaseException, tool: str, session: str) -> tuple[str, str]:
+    """``(code, text)`` of a tool call that raised ``exc`` (the SDK's ``ToolError`` or
+    what it wraps): memory_core's errors keep their code and sentence, rejected
+    arguments become ``INVALID_ARGUMENT`` (or ``INVALID_KEY``) naming the argument but
+    never its value, anything else is logged with its traceback and answered with a
+    generic ``INTERNAL_ERROR``."""
+    cause = exc.__cause__ or exc
+    if isinstance(cause, WorkingMemoryError):
+        return cause.code, error_text(cause)
+    if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
+        return validation_failure(cause)
+    log.error("tool crashed tool=%s session=%s", tool, session, exc_info=cause)
+    return "INTERNAL_ERROR", INTERNAL_ERROR
 
 
-def unknown_arguments_text(unknown: list[str], accepted: list[str]) -> str:
-    names = ", ".join(repr(n[:64]) for n in unknown[:5])
+def protocol_error(exc: WorkingMemoryError) -> MCPError:
+    """The JSON-RPC error for ``exc``; raise it ``from exc``."""
+    return MCPError(code=code_of(exc).rpc, message=error_text(exc))
+
+
+def resource_error(exc: WorkingMemoryError) -> ResourceError:
+    """The SDK resource error for ``exc`` (same code as ``protocol_error``); raise it
+    ``from exc``."""
+    if code_of(exc).kind == "client":
+        return ResourceNotFoundError(error_text(exc))
+    return ResourceError(error_text(exc))
+
+
+def unknown_tool(name: str) -> tuple[str, str]:
     return (
-        f"INVALID_ARGUMENT: unknown argument {names}; this tool accepts: "
-        f"{', '.join(accepted) or 'no arguments'}"
+        "NOT_FOUND",
+        f"NOT_FOUND: there is no tool named {name[:64]!r}; call tools/list to see the tools",
     )
 
 
-def validation_text(exc: ValidationError) -> str:
+def unknown_arguments(unknown: list[str], accepted: list[str]) -> tuple[str, str]:
+    names = ", ".join(repr(n[:64]) for n in unknown[:5])
+    return (
+        "INVALID_ARGUMENT",
+        f"INVALID_ARGUMENT: unknown argument {names}; this tool accepts: "
+        f"{', '.join(accepted) or 'no arguments'}",
+    )
+
+
+def validation_failure(exc: ValidationError) -> tuple[str, str]:
     """Describe rejected tool arguments by name and rule, never by value."""
     problems, invalid = _problems(exc)
     # A key of the wrong type is a bad key; anything else (or a mix) is a bad argument.
     code = "INVALID_KEY" if invalid == {"key"} and len(problems) == 1 else "INVALID_ARGUMENT"
-    return f"{code}: {'; '.join(problems)}"
+    return code, f"{code}: {'; '.join(problems)}"
 
 
 def describe_validation(exc: ValidationError) -> str:

@@ -10,8 +10,8 @@ Security is not optional here:
 * a request body limit on both transports;
 * ``/healthz`` is unauthenticated and says only ok/degraded.
 
-The store and the subscription bus are created once per process and started/closed in
-this app's lifespan: the SDK's own lifespan runs once per SSE connection.
+The runtime (store, subscription bus, sessions) is built once per process and entered
+in this app's lifespan: the SDK's own lifespan runs once per SSE connection.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_server.auth import StaticTokenVerifier, load_tokens
-from mcp_server.connection import lowlevel_server
+from mcp_server.auth import StaticTokenVerifier
+from mcp_server.errors import ConfigurationError
+from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
 from mcp_server.settings import WILDCARD_HOSTS, Settings, is_loopback
-from mcp_server.store import build_store
 from memory_core import SessionStore
 
 log = logging.getLogger("mcp_server.http")
@@ -47,7 +47,7 @@ MESSAGES_PATH = "/messages/"
 HEALTH_PATH = "/healthz"
 
 
-class UnsafeConfigError(ValueError):
+class UnsafeConfigError(ConfigurationError):
     """The HTTP configuration would expose memory without protection."""
 
 
@@ -89,18 +89,18 @@ def check_exposure(settings: Settings, has_tokens: bool) -> None:
 
 
 def create_app(settings: Settings, store: SessionStore | None = None) -> Starlette:
-    """The HTTP app. Without ``store`` the app builds one and owns its start and close.
+    """The HTTP app. Its lifespan enters the server's runtime, which starts and closes
+    the store, given or built from ``settings``.
 
     Raises:
         UnsafeConfigError: see ``check_exposure`` and ``transport_security``.
-        AuthConfigError: the token configuration is unusable.
+        ConfigurationError: unusable auth tokens or store URL (``create_server``).
     """
-    tokens = load_tokens(settings)
+    server = create_server(settings, store)
+    runtime = server.runtime
+    tokens = runtime.tokens
     check_exposure(settings, bool(tokens))
     security = transport_security(settings)
-    owns_store = store is None
-    server = create_server(settings, store or build_store(settings))
-    runtime = server.runtime
 
     streamable = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -127,24 +127,15 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if owns_store:
-            await runtime.store.start()
-        await runtime.events.start()
-        try:
-            async with server.session_manager.run():
-                log.info(
-                    "serving http host=%s port=%s auth=%s store=%s",
-                    settings.host,
-                    settings.port,
-                    "bearer" if tokens else "off",
-                    (await runtime.store.health()).mode,
-                )
-                yield
-        finally:
-            await runtime.binder.close_all("shutdown")
-            await runtime.events.close()  # after close_all: other replicas hear of those ends
-            if owns_store:
-                await runtime.store.close()
+        async with runtime, server.session_manager.run():
+            log.info(
+                "serving http host=%s port=%s auth=%s store=%s",
+                settings.host,
+                settings.port,
+                "bearer" if tokens else "off",
+                (await runtime.store.health()).mode,
+            )
+            yield
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime

@@ -13,15 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
 from mcp_types import Resource as MCPResource
 from pydantic import BaseModel
 
-from mcp_server.errors import error_text
+from mcp_server.errors import resource_error
 from mcp_server.paging import encode_cursor, json_size, take
-from mcp_server.results import CheckpointSummary, SessionUsage
 from mcp_server.runtime import Runtime
+from mcp_server.tools.results import CheckpointSummary, SessionUsage
 from mcp_server.uris import CURRENT, CURRENT_SESSION_URI, HEALTH_URI, SESSION_TEMPLATE
 from memory_core import TaskState, WorkingMemoryError, __version__
 
@@ -98,7 +96,7 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
                 await _state(rt, ctx, None if session == CURRENT else session)
             ).model_dump_json()
         except WorkingMemoryError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=error_text(exc)) from None
+            raise resource_error(exc) from exc
 
     @server.resource(
         HEALTH_URI,
@@ -174,7 +172,7 @@ async def _state(rt: Runtime, ctx: Context, handle: str | None) -> SessionState:
             )
             for c in await wm.list_checkpoints()
         ],
-        usage=rt.usage_against_limits(usage),
+        usage=SessionUsage.against(usage, rt.store.config.limits),
         lease_seconds=usage.lease_seconds,
         expires_in=usage.expires_in_ms / 1000,
     )

@@ -8,32 +8,22 @@ from typing import Any
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.subscriptions import SubscriptionBus
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Resource as MCPResource
-from pydantic import ValidationError
 
-from mcp_server.auth import ANONYMOUS_PRINCIPAL, StaticTokenVerifier, load_tokens
-from mcp_server.binding import CallRecord, SessionBinder, current_call, short
-from mcp_server.errors import (
-    INTERNAL_ERROR,
-    error_text,
-    unknown_arguments_text,
-    unknown_tool_text,
-    validation_text,
-)
-from mcp_server.paging import PageSize
+from mcp_server.auth import StaticTokenVerifier
+from mcp_server.binding import CallRecord, current_call, short
+from mcp_server.errors import tool_failure, unknown_arguments, unknown_tool
+from mcp_server.events.requests import register_subscriptions
 from mcp_server.resources import CURRENT_RESOURCE, register_resources
 from mcp_server.runtime import Runtime
 from mcp_server.settings import Settings
-from mcp_server.store import build_bus, build_store
-from mcp_server.subscribe import register_subscriptions
-from mcp_server.subscriptions import SessionEvents
-from mcp_server.tooling import argument_names
 from mcp_server.tools import build_tools
-from memory_core import LOCAL_PRINCIPAL, SessionStore, WorkingMemoryError, __version__
+from mcp_server.tools.factory import argument_names
+from memory_core import SessionStore, __version__
 
 log = logging.getLogger("mcp_server.tools")
 
@@ -48,13 +38,8 @@ INSTRUCTIONS = (
 
 
 class WorkingMemoryServer(MCPServer[Any]):
-    """``MCPServer`` whose tool failures are ``isError`` results reading ``"<CODE>: ..."``.
-
-    ``call_tool`` is the one place where exceptions become tool errors: memory_core's
-    errors keep their code and sentence, rejected arguments become ``INVALID_ARGUMENT``
-    (or ``INVALID_KEY``) naming the argument but never its value, and anything else is
-    logged with its traceback and answered with a generic ``INTERNAL_ERROR``.
-    """
+    """``MCPServer`` whose tool failures are ``isError`` results reading ``"<CODE>: ..."``
+    (worded by ``mcp_server.errors.tool_failure``), with one log line per failed call."""
 
     def __init__(self, runtime: Runtime, tools: list[Tool], **kwargs: Any) -> None:
         super().__init__(tools=tools, **kwargs)
@@ -71,17 +56,16 @@ class WorkingMemoryServer(MCPServer[Any]):
         try:
             accepted = self._arguments.get(name)
             if accepted is None:
-                outcome = "NOT_FOUND"
-                return _error(unknown_tool_text(name))
+                outcome, text = unknown_tool(name)
+                return _error(text)
             unknown = [arg for arg in arguments if arg not in accepted]
             if unknown:
-                outcome = "INVALID_ARGUMENT"
-                return _error(unknown_arguments_text(unknown, sorted(accepted)))
+                outcome, text = unknown_arguments(unknown, sorted(accepted))
+                return _error(text)
             try:
                 return await super().call_tool(name, arguments, context)
             except ToolError as exc:
-                text = self._failure_text(exc, record)
-                outcome = text.split(":", 1)[0]
+                outcome, text = tool_failure(exc, record.tool, short(record.session))
                 return _error(text)
         finally:
             current_call.reset(token)
@@ -94,21 +78,6 @@ class WorkingMemoryServer(MCPServer[Any]):
                     outcome,
                     (time.perf_counter() - started) * 1000,
                 )
-
-    @staticmethod
-    def _failure_text(exc: ToolError, record: CallRecord) -> str:
-        cause = exc.__cause__
-        if isinstance(cause, WorkingMemoryError):
-            return error_text(cause)
-        if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
-            return validation_text(cause)
-        log.error(
-            "tool crashed tool=%s session=%s",
-            record.tool,
-            short(record.session),
-            exc_info=cause or exc,
-        )
-        return INTERNAL_ERROR
 
     async def list_resources(self) -> list[MCPResource]:
         # memory://session/current is served by the session template (only templates
@@ -126,53 +95,37 @@ def create_server(
     *,
     bus: SubscriptionBus | None = None,
 ) -> WorkingMemoryServer:
-    """Build the server for ``settings``.
+    """Build the server and its ``Runtime`` (``server.runtime``) for ``settings``.
 
     Args:
         settings: configuration; default ``Settings()`` (``WM_*`` environment).
-        store: the process's store, started and closed by the caller. Default: a new
-            one built from ``settings`` (the in-memory store needs no start).
+        store: the store to serve; default a new one built from ``settings``.
         bus: where subscription events fan out; default from ``settings``
-            (``build_bus``: Redis pub/sub across replicas when Redis is the store, else
-            in-process). A Redis bus is started and closed by the transport runner
-            (``runtime.events.start()`` / ``close()``).
+            (``runtime.build_bus``).
+
+    Whoever serves the server enters ``server.runtime`` (``async with``), which starts
+    and closes the store and the bus, given or built. In-process tests that never enter
+    it start and close a store they pass themselves.
 
     Raises:
-        AuthConfigError: the auth token configuration is unusable.
+        ConfigurationError: unusable auth tokens or store URL.
     """
-    settings = settings or Settings()
-    store = store or build_store(settings)
-    stdio = settings.transport == "stdio"
-    events = SessionEvents(bus or build_bus(settings))
-    binder = SessionBinder(
-        store,
-        process_bound=stdio,
-        anonymous_principal=LOCAL_PRINCIPAL if stdio else ANONYMOUS_PRINCIPAL,
-        on_ended=events.session_ended,
-    )
-    runtime = Runtime(
-        settings=settings,
-        store=store,
-        binder=binder,
-        events=events,
-        pages=PageSize(settings.page_size, settings.max_page_size, settings.max_page_bytes),
-    )
+    runtime = Runtime(settings or Settings(), store, bus=bus)
     auth: dict[str, Any] = {}
-    tokens = {} if stdio else load_tokens(settings)
-    if tokens:
+    if runtime.tokens:
         auth = {
-            "token_verifier": StaticTokenVerifier(tokens),
-            "auth": AuthSettings(issuer_url=_base_url(settings), resource_server_url=None),
+            "token_verifier": StaticTokenVerifier(runtime.tokens),
+            "auth": AuthSettings(issuer_url=_base_url(runtime.settings), resource_server_url=None),
         }
     server = WorkingMemoryServer(
         runtime,
-        build_tools(runtime),
+        build_tools(runtime.settings),
         name=SERVER_NAME,
         title="Working memory",
         version=__version__,
         instructions=INSTRUCTIONS,
-        log_level=settings.log_level,
-        subscriptions=events.bus,
+        log_level=runtime.settings.log_level,
+        subscriptions=runtime.events.bus,
         **auth,
     )
     register_resources(server, runtime)

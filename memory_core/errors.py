@@ -2,7 +2,8 @@
 
 Every error carries a stable ``code`` (the server puts it first in the tool error
 message) and a sentence a model can act on. Nothing here ever contains a storage
-key name, a path or a traceback.
+key name, a path or a traceback, nor the name of an MCP tool: the server words the
+advice for its own tools (``mcp_server.errors.TOOL_WORDING``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ LIMIT_HINTS = {
     "max_keys": "delete keys you no longer need or clear the memory",
     "max_session_bytes": "delete keys or scratchpad content you no longer need",
     "max_scratchpad_entries": "summarize what you need into a variable; the scratchpad is full",
-    "max_sessions": "close sessions you no longer need (session_close) and retry",
+    "max_sessions": "close sessions you no longer need and retry",
     "max_value_bytes": "store a smaller value or split it across several keys",
     "max_scratchpad_entry_bytes": "write a shorter entry or split it into several",
     "max_task_state_bytes": "keep the description and metadata shorter",
@@ -93,8 +94,8 @@ class SessionNotFoundError(WorkingMemoryError):
     def __init__(self, message: str | None = None) -> None:
         super().__init__(
             message
-            or "this session does not exist or has expired; open a new one with "
-            "session_open (or reconnect) and restore a checkpoint if you have one"
+            or "this session does not exist or has expired; open a new one (or reconnect) "
+            "and restore a checkpoint if you have one"
         )
 
 

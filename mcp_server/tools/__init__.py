@@ -1,14 +1,15 @@
-"""Every tool the server offers, as SDK ``Tool`` objects bound to one runtime."""
+"""Every tool the server offers: the specs per family, built into SDK ``Tool`` objects."""
 
 from __future__ import annotations
 
 from mcp.server.mcpserver.tools import Tool
 
-from mcp_server.runtime import Runtime
-from mcp_server.tools.checkpoints import checkpoint_tools
-from mcp_server.tools.sessions import echo_tools, session_tools
-from mcp_server.tools.task import task_tools
-from mcp_server.tools.variables import variable_tools
+from mcp_server.settings import Settings
+from mcp_server.tools.checkpoints import CHECKPOINT_TOOLS
+from mcp_server.tools.factory import make_tool
+from mcp_server.tools.sessions import ECHO_TOOL, SESSION_TOOLS
+from mcp_server.tools.task import TASK_TOOLS
+from mcp_server.tools.variables import VARIABLE_TOOLS
 
 TOOL_NAMES = (
     "memory_set",
@@ -32,13 +33,8 @@ TOOL_NAMES = (
 )
 
 
-def build_tools(rt: Runtime) -> list[Tool]:
-    tools = [
-        *variable_tools(rt),
-        *task_tools(rt),
-        *checkpoint_tools(rt),
-        *session_tools(rt),
-    ]
-    if rt.settings.enable_echo_tool:
-        tools.extend(echo_tools(rt))
-    return tools
+def build_tools(settings: Settings) -> list[Tool]:
+    specs = [*VARIABLE_TOOLS, *TASK_TOOLS, *CHECKPOINT_TOOLS, *SESSION_TOOLS]
+    if settings.enable_echo_tool:
+        specs.append(ECHO_TOOL)
+    return [make_tool(spec, settings) for spec in specs]

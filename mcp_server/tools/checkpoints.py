@@ -3,102 +3,103 @@
 from __future__ import annotations
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.tools import Tool
 
-from mcp_server.arguments import CheckpointId, Label, SessionArg
-from mcp_server.results import (
+from mcp_server.runtime import runtime_of
+from mcp_server.tools.arguments import CheckpointId, Label, SessionArg
+from mcp_server.tools.factory import ToolSpec
+from mcp_server.tools.results import (
     CheckpointCreated,
     CheckpointDeleted,
     CheckpointList,
     CheckpointRestored,
     CheckpointSummary,
 )
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
 
 
-def checkpoint_tools(rt: Runtime) -> list[Tool]:
-    async def checkpoint_create(
-        ctx: Context, label: Label = None, session: SessionArg = None
-    ) -> CheckpointCreated:
-        s = await rt.session(ctx, session)
-        created = await s.memory.create_checkpoint_info(label)
+async def checkpoint_create(
+    ctx: Context, label: Label = None, session: SessionArg = None
+) -> CheckpointCreated:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    created = await s.memory.create_checkpoint_info(label)
+    await rt.changed(s)
+    return CheckpointCreated(
+        checkpoint_id=created.checkpoint_id,
+        created_at=created.created_at,
+        evicted=created.evicted,
+    )
+
+
+async def checkpoint_restore(
+    checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
+) -> CheckpointRestored:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    await s.memory.restore_checkpoint(checkpoint_id)
+    await rt.changed(s)
+    return CheckpointRestored(restored=True, checkpoint_id=checkpoint_id)
+
+
+async def checkpoint_list(ctx: Context, session: SessionArg = None) -> CheckpointList:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    return CheckpointList(
+        checkpoints=[
+            CheckpointSummary(
+                id=info.checkpoint_id,
+                label=info.label,
+                created_at=info.created_at,
+                size=info.size,
+            )
+            for info in await s.memory.list_checkpoints()
+        ]
+    )
+
+
+async def checkpoint_delete(
+    checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
+) -> CheckpointDeleted:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    deleted = await s.memory.delete_checkpoint(checkpoint_id)
+    if deleted:
         await rt.changed(s)
-        return CheckpointCreated(
-            checkpoint_id=created.checkpoint_id,
-            created_at=created.created_at,
-            evicted=created.evicted,
-        )
+    return CheckpointDeleted(deleted=deleted)
 
-    async def checkpoint_restore(
-        checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
-    ) -> CheckpointRestored:
-        s = await rt.session(ctx, session)
-        await s.memory.restore_checkpoint(checkpoint_id)
-        await rt.changed(s)
-        return CheckpointRestored(restored=True, checkpoint_id=checkpoint_id)
 
-    async def checkpoint_list(ctx: Context, session: SessionArg = None) -> CheckpointList:
-        s = await rt.session(ctx, session)
-        return CheckpointList(
-            checkpoints=[
-                CheckpointSummary(
-                    id=info.checkpoint_id,
-                    label=info.label,
-                    created_at=info.created_at,
-                    size=info.size,
-                )
-                for info in await s.memory.list_checkpoints()
-            ]
-        )
-
-    async def checkpoint_delete(
-        checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
-    ) -> CheckpointDeleted:
-        s = await rt.session(ctx, session)
-        deleted = await s.memory.delete_checkpoint(checkpoint_id)
-        if deleted:
-            await rt.changed(s)
-        return CheckpointDeleted(deleted=deleted)
-
-    st = rt.settings
-    return [
-        make_tool(
-            checkpoint_create,
-            title="Save a checkpoint",
-            description=(
-                "Snapshot this session's variables (with their remaining TTLs), task state "
-                "and scratchpad, to return to later with checkpoint_restore. The oldest "
-                "checkpoints are dropped past the limit (listed in `evicted`)."
-            ),
-            settings=st,
+CHECKPOINT_TOOLS = (
+    ToolSpec(
+        checkpoint_create,
+        title="Save a checkpoint",
+        description=(
+            "Snapshot this session's variables (with their remaining TTLs), task state "
+            "and scratchpad, to return to later with checkpoint_restore. The oldest "
+            "checkpoints are dropped past the limit (listed in `evicted`)."
         ),
-        make_tool(
-            checkpoint_restore,
-            title="Return to a checkpoint",
-            description=(
-                "Replace this session's variables, task state and scratchpad with a "
-                "checkpoint's snapshot. What is there now is lost unless you checkpoint "
-                "it first. Also accepts a checkpoint of an earlier session of yours."
-            ),
-            settings=st,
-            destructive=True,
-            idempotent=True,
+    ),
+    ToolSpec(
+        checkpoint_restore,
+        title="Return to a checkpoint",
+        description=(
+            "Replace this session's variables, task state and scratchpad with a "
+            "checkpoint's snapshot. What is there now is lost unless you checkpoint "
+            "it first. Also accepts a checkpoint of an earlier session of yours."
         ),
-        make_tool(
-            checkpoint_list,
-            title="List checkpoints",
-            description="List this session's checkpoints, oldest first, with label and size.",
-            settings=st,
-            read_only=True,
-            idempotent=True,
-        ),
-        make_tool(
-            checkpoint_delete,
-            title="Delete a checkpoint",
-            description="Delete one checkpoint. Returns deleted=false if there was none.",
-            settings=st,
-            destructive=True,
-            idempotent=True,
-        ),
-    ]
+        destructive=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        checkpoint_list,
+        title="List checkpoints",
+        description="List this session's checkpoints, oldest first, with label and size.",
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        checkpoint_delete,
+        title="Delete a checkpoint",
+        description="Delete one checkpoint. Returns deleted=false if there was none.",
+        destructive=True,
+        idempotent=True,
+    ),
+)

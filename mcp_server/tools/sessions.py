@@ -5,107 +5,110 @@ from __future__ import annotations
 import logging
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.tools import Tool
 
-from mcp_server.arguments import LeaseSeconds, SessionArg
 from mcp_server.binding import current_call, short
-from mcp_server.results import EchoResult, SessionClosed, SessionInfo, SessionOpened
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
+from mcp_server.runtime import runtime_of
+from mcp_server.tools.arguments import LeaseSeconds, SessionArg
+from mcp_server.tools.factory import ToolSpec
+from mcp_server.tools.results import (
+    EchoResult,
+    SessionClosed,
+    SessionInfo,
+    SessionOpened,
+    SessionUsage,
+)
 
 log = logging.getLogger("mcp_server.sessions")
 
 
-def session_tools(rt: Runtime) -> list[Tool]:
-    async def session_open(ctx: Context, ttl_seconds: LeaseSeconds = None) -> SessionOpened:
-        principal = rt.binder.principal()
-        session_id = await rt.store.open(principal, lease_seconds=ttl_seconds)
-        record = current_call.get()
-        if record is not None:
-            record.session = session_id
-        log.info("session opened by handle session=%s", short(session_id))
-        return SessionOpened(session=session_id, expires_in=rt.store.lease_ms(ttl_seconds) // 1000)
+async def session_open(ctx: Context, ttl_seconds: LeaseSeconds = None) -> SessionOpened:
+    rt = runtime_of(ctx)
+    principal = rt.binder.principal()
+    session_id = await rt.store.open(principal, lease_seconds=ttl_seconds)
+    record = current_call.get()
+    if record is not None:
+        record.session = session_id
+    log.info("session opened by handle session=%s", short(session_id))
+    return SessionOpened(session=session_id, expires_in=rt.store.lease_ms(ttl_seconds) // 1000)
 
-    async def session_close(ctx: Context, session: SessionArg = None) -> SessionClosed:
+
+async def session_close(ctx: Context, session: SessionArg = None) -> SessionClosed:
+    rt = runtime_of(ctx)
+    if session is None:
+        session = rt.binder.own_session(ctx.request_context)
         if session is None:
-            session = rt.binder.own_session(ctx.request_context)
-            if session is None:
-                return SessionClosed(closed=False)  # nothing opened on this connection yet
-        closed = await rt.store.close_session(session, rt.binder.principal())  # validates it
-        record = current_call.get()
-        if record is not None:
-            record.session = session
-        rt.binder.forget(ctx.request_context, session)
-        if closed:
-            log.info("session closed by tool session=%s", short(session))
-            await rt.events.session_ended(session)
-        return SessionClosed(closed=closed)
+            return SessionClosed(closed=False)  # nothing opened on this connection yet
+    closed = await rt.store.close_session(session, rt.binder.principal())  # validates it
+    record = current_call.get()
+    if record is not None:
+        record.session = session
+    rt.binder.forget(ctx.request_context, session)
+    if closed:
+        log.info("session closed by tool session=%s", short(session))
+        await rt.events.session_ended(session)
+    return SessionClosed(closed=closed)
 
-    async def session_info(ctx: Context, session: SessionArg = None) -> SessionInfo:
-        s = await rt.session(ctx, session)
-        usage = await s.memory.usage()
-        health = await rt.store.health()
-        return SessionInfo(
-            session=s.memory.session_id,
-            mode=health.mode,
-            binding=s.binding,
-            usage=rt.usage_against_limits(usage),
-            lease_seconds=usage.lease_seconds,
-            expires_in=usage.expires_in_ms / 1000,
-        )
 
-    st = rt.settings
-    return [
-        make_tool(
-            session_open,
-            title="Open a session",
-            description=(
-                "Open a new empty working-memory session and get its handle. Pass the handle "
-                "as `session` to other tools: required for stateless clients, optional on "
-                "connections (which have their own session), and a way to share one session "
-                "between sub-agents. It expires after ttl_seconds without use."
-            ),
-            settings=st,
-            bounds={"ttl_seconds": {"minimum": 1, "maximum": st.max_lease_seconds}},
+async def session_info(ctx: Context, session: SessionArg = None) -> SessionInfo:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    usage = await s.memory.usage()
+    health = await rt.store.health()
+    return SessionInfo(
+        session=s.memory.session_id,
+        mode=health.mode,
+        binding=s.binding,
+        usage=SessionUsage.against(usage, rt.store.config.limits),
+        lease_seconds=usage.lease_seconds,
+        expires_in=usage.expires_in_ms / 1000,
+    )
+
+
+SESSION_TOOLS = (
+    ToolSpec(
+        session_open,
+        title="Open a session",
+        description=(
+            "Open a new empty working-memory session and get its handle. Pass the handle "
+            "as `session` to other tools: required for stateless clients, optional on "
+            "connections (which have their own session), and a way to share one session "
+            "between sub-agents. It expires after ttl_seconds without use."
         ),
-        make_tool(
-            session_close,
-            title="Close a session",
-            description=(
-                "End a session now and delete its variables, task state and scratchpad "
-                "(its checkpoints are kept for a while). Without `session`, ends this "
-                "connection's own session; the next call starts a fresh one."
-            ),
-            settings=st,
-            destructive=True,
-            idempotent=True,
+        bounds=lambda st: {"ttl_seconds": {"minimum": 1, "maximum": st.max_lease_seconds}},
+    ),
+    ToolSpec(
+        session_close,
+        title="Close a session",
+        description=(
+            "End a session now and delete its variables, task state and scratchpad "
+            "(its checkpoints are kept for a while). Without `session`, ends this "
+            "connection's own session; the next call starts a fresh one."
         ),
-        make_tool(
-            session_info,
-            title="Describe the session",
-            description=(
-                "Show the session handle, how it is bound (connection, process or handle), "
-                "the storage mode, and usage against every limit: keys, bytes, scratchpad "
-                "entries and checkpoints, plus when it expires if left idle."
-            ),
-            settings=st,
-            read_only=True,
-            idempotent=True,
+        destructive=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        session_info,
+        title="Describe the session",
+        description=(
+            "Show the session handle, how it is bound (connection, process or handle), "
+            "the storage mode, and usage against every limit: keys, bytes, scratchpad "
+            "entries and checkpoints, plus when it expires if left idle."
         ),
-    ]
+        read_only=True,
+        idempotent=True,
+    ),
+)
 
 
-def echo_tools(rt: Runtime) -> list[Tool]:
-    async def echo(text: str = "") -> EchoResult:
-        return EchoResult(text=text)
+async def echo(text: str = "") -> EchoResult:
+    return EchoResult(text=text)
 
-    return [
-        make_tool(
-            echo,
-            title="Echo",
-            description="Return the text unchanged (a protocol baseline for benchmarks).",
-            settings=rt.settings,
-            read_only=True,
-            idempotent=True,
-        )
-    ]
+
+ECHO_TOOL = ToolSpec(
+    echo,
+    title="Echo",
+    description="Return the text unchanged (a protocol baseline for benchmarks).",
+    read_only=True,
+    idempotent=True,
+)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.tools import Tool
 from pydantic import ValidationError
 
-from mcp_server.arguments import (
+from mcp_server.errors import describe_validation
+from mcp_server.paging import decode_cursor, encode_cursor, take
+from mcp_server.runtime import runtime_of
+from mcp_server.tools.arguments import (
     Content,
     Cursor,
     Description,
@@ -19,111 +21,115 @@ from mcp_server.arguments import (
     TaskId,
     TotalSteps,
 )
-from mcp_server.errors import describe_validation
-from mcp_server.paging import decode_cursor, encode_cursor, take
-from mcp_server.results import AppendResult, ScratchpadPage, TaskStateGetResult, TaskStateResult
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
+from mcp_server.tools.factory import ToolSpec
+from mcp_server.tools.results import (
+    AppendResult,
+    ScratchpadPage,
+    TaskStateGetResult,
+    TaskStateResult,
+)
 from memory_core import InvalidArgumentError, TaskState
 
 
-def task_tools(rt: Runtime) -> list[Tool]:
-    async def task_state_set(
-        *,
-        task_id: TaskId,
-        status: Status,
-        ctx: Context,
-        description: Description = None,
-        current_step: Step = None,
-        total_steps: TotalSteps = None,
-        progress: Progress = None,
-        metadata: Metadata = None,
-        session: SessionArg = None,
-    ) -> TaskStateResult:
-        fields = {
-            "task_id": task_id,
-            "status": status,
-            "description": description,
-            "current_step": current_step,
-            "total_steps": total_steps,
-            "progress": progress,
-            "metadata": metadata,
-        }
-        try:
-            state = TaskState(**{k: v for k, v in fields.items() if v is not None})
-        except ValidationError as exc:
-            raise InvalidArgumentError(describe_validation(exc)) from None
-        s = await rt.session(ctx, session)
-        stored = await s.memory.set_task_state(state)
-        await rt.changed(s)
-        return TaskStateResult(state=stored)
+async def task_state_set(
+    *,
+    task_id: TaskId,
+    status: Status,
+    ctx: Context,
+    description: Description = None,
+    current_step: Step = None,
+    total_steps: TotalSteps = None,
+    progress: Progress = None,
+    metadata: Metadata = None,
+    session: SessionArg = None,
+) -> TaskStateResult:
+    rt = runtime_of(ctx)
+    fields = {
+        "task_id": task_id,
+        "status": status,
+        "description": description,
+        "current_step": current_step,
+        "total_steps": total_steps,
+        "progress": progress,
+        "metadata": metadata,
+    }
+    try:
+        state = TaskState(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise InvalidArgumentError(describe_validation(exc)) from exc
+    s = await rt.session(ctx, session)
+    stored = await s.memory.set_task_state(state)
+    await rt.changed(s)
+    return TaskStateResult(state=stored)
 
-    async def task_state_get(ctx: Context, session: SessionArg = None) -> TaskStateGetResult:
-        s = await rt.session(ctx, session)
-        return TaskStateGetResult(state=await s.memory.get_task_state())
 
-    async def scratchpad_append(
-        content: Content, ctx: Context, session: SessionArg = None
-    ) -> AppendResult:
-        s = await rt.session(ctx, session)
-        length = await s.memory.append_scratchpad(content)
-        await rt.changed(s)
-        return AppendResult(length=length)
+async def task_state_get(ctx: Context, session: SessionArg = None) -> TaskStateGetResult:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    return TaskStateGetResult(state=await s.memory.get_task_state())
 
-    async def scratchpad_get(
-        ctx: Context, cursor: Cursor = None, limit: Limit = None, session: SessionArg = None
-    ) -> ScratchpadPage:
-        count = rt.pages.limit(limit)
-        start = _offset(cursor)
-        s = await rt.session(ctx, session)
-        entries, total = await s.memory.get_scratchpad_page(start, count)
-        page = take(entries, count, rt.pages.max_bytes, lambda e: len(e.encode("utf-8")))
-        end = start + len(page)
-        next_cursor = encode_cursor("scratchpad", o=end) if end < total else None
-        return ScratchpadPage(entries=page, next_cursor=next_cursor)
 
-    st = rt.settings
-    return [
-        make_tool(
-            task_state_set,
-            title="Record task state",
-            description=(
-                "Record what you are working on: task id, status (pending, in_progress, "
-                "completed, failed, cancelled), optional description, step counts, progress "
-                "0..1 and metadata. Replaces the previous task state as a whole."
-            ),
-            settings=st,
-            idempotent=True,
+async def scratchpad_append(
+    content: Content, ctx: Context, session: SessionArg = None
+) -> AppendResult:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    length = await s.memory.append_scratchpad(content)
+    await rt.changed(s)
+    return AppendResult(length=length)
+
+
+async def scratchpad_get(
+    ctx: Context, cursor: Cursor = None, limit: Limit = None, session: SessionArg = None
+) -> ScratchpadPage:
+    rt = runtime_of(ctx)
+    count = rt.pages.limit(limit)
+    start = _offset(cursor)
+    s = await rt.session(ctx, session)
+    entries, total = await s.memory.get_scratchpad_page(start, count)
+    page = take(entries, count, rt.pages.max_bytes, lambda e: len(e.encode("utf-8")))
+    end = start + len(page)
+    next_cursor = encode_cursor("scratchpad", o=end) if end < total else None
+    return ScratchpadPage(entries=page, next_cursor=next_cursor)
+
+
+TASK_TOOLS = (
+    ToolSpec(
+        task_state_set,
+        title="Record task state",
+        description=(
+            "Record what you are working on: task id, status (pending, in_progress, "
+            "completed, failed, cancelled), optional description, step counts, progress "
+            "0..1 and metadata. Replaces the previous task state as a whole."
         ),
-        make_tool(
-            task_state_get,
-            title="Read task state",
-            description="Read the task state last recorded with task_state_set, or null.",
-            settings=st,
-            read_only=True,
-            idempotent=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        task_state_get,
+        title="Read task state",
+        description="Read the task state last recorded with task_state_set, or null.",
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        scratchpad_append,
+        title="Add a note",
+        description=(
+            "Append one note to the scratchpad, an ordered list of your notes and "
+            "intermediate thoughts for this session. Returns how many notes it now holds."
         ),
-        make_tool(
-            scratchpad_append,
-            title="Add a note",
-            description=(
-                "Append one note to the scratchpad, an ordered list of your notes and "
-                "intermediate thoughts for this session. Returns how many notes it now holds."
-            ),
-            settings=st,
+    ),
+    ToolSpec(
+        scratchpad_get,
+        title="Read notes",
+        description=(
+            "Read the scratchpad notes, oldest first, one page at a time. When "
+            "next_cursor is not null, call again with it to get more."
         ),
-        make_tool(
-            scratchpad_get,
-            title="Read notes",
-            description=(
-                "Read the scratchpad notes, oldest first, one page at a time. When "
-                "next_cursor is not null, call again with it to get more."
-            ),
-            settings=st,
-            read_only=True,
-            idempotent=True,
-        ),
-    ]
+        read_only=True,
+        idempotent=True,
+    ),
+)
 
 
 def _offset(cursor: str | None) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.tools import Tool
 
-from mcp_server.arguments import Cursor, Default, Key, Limit, Pattern, SessionArg, Ttl, Value
 from mcp_server.paging import decode_cursor, encode_cursor, json_size, take
-from mcp_server.results import (
+from mcp_server.runtime import runtime_of
+from mcp_server.tools.arguments import Cursor, Default, Key, Limit, Pattern, SessionArg, Ttl, Value
+from mcp_server.tools.factory import ToolSpec
+from mcp_server.tools.results import (
     ClearResult,
     DeleteResult,
     ExistsResult,
@@ -16,161 +17,164 @@ from mcp_server.results import (
     SetResult,
     ValuesPage,
 )
-from mcp_server.runtime import Runtime
-from mcp_server.tooling import make_tool
 from memory_core import InvalidArgumentError, InvalidValueError
 from memory_core.codec import encode
 
 
-def variable_tools(rt: Runtime) -> list[Tool]:
-    async def memory_set(
-        key: Key, value: Value, ctx: Context, ttl_seconds: Ttl = None, session: SessionArg = None
-    ) -> SetResult:
-        s = await rt.session(ctx, session)
-        await s.memory.set(key, value, ttl_seconds)
+async def memory_set(
+    key: Key, value: Value, ctx: Context, ttl_seconds: Ttl = None, session: SessionArg = None
+) -> SetResult:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    await s.memory.set(key, value, ttl_seconds)
+    await rt.changed(s)
+    return SetResult(key=key, ttl_seconds=ttl_seconds)
+
+
+async def memory_get(
+    key: Key, ctx: Context, default: Default = None, session: SessionArg = None
+) -> GetResult:
+    rt = runtime_of(ctx)
+    if default is not None:
+        _check_default(default)
+    s = await rt.session(ctx, session)
+    entry = await s.memory.get_entry(key)
+    if entry is None:
+        return GetResult(key=key, found=False, value=default, ttl_seconds_remaining=None)
+    ttl = None if entry.ttl_ms is None else entry.ttl_ms / 1000
+    return GetResult(key=key, found=True, value=entry.value, ttl_seconds_remaining=ttl)
+
+
+async def memory_delete(key: Key, ctx: Context, session: SessionArg = None) -> DeleteResult:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    deleted = await s.memory.delete(key)
+    if deleted:
         await rt.changed(s)
-        return SetResult(key=key, ttl_seconds=ttl_seconds)
+    return DeleteResult(deleted=deleted)
 
-    async def memory_get(
-        key: Key, ctx: Context, default: Default = None, session: SessionArg = None
-    ) -> GetResult:
-        if default is not None:
-            _check_default(default)
-        s = await rt.session(ctx, session)
-        entry = await s.memory.get_entry(key)
-        if entry is None:
-            return GetResult(key=key, found=False, value=default, ttl_seconds_remaining=None)
-        ttl = None if entry.ttl_ms is None else entry.ttl_ms / 1000
-        return GetResult(key=key, found=True, value=entry.value, ttl_seconds_remaining=ttl)
 
-    async def memory_delete(key: Key, ctx: Context, session: SessionArg = None) -> DeleteResult:
-        s = await rt.session(ctx, session)
-        deleted = await s.memory.delete(key)
-        if deleted:
-            await rt.changed(s)
-        return DeleteResult(deleted=deleted)
+async def memory_exists(key: Key, ctx: Context, session: SessionArg = None) -> ExistsResult:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    return ExistsResult(exists=await s.memory.exists(key))
 
-    async def memory_exists(key: Key, ctx: Context, session: SessionArg = None) -> ExistsResult:
-        s = await rt.session(ctx, session)
-        return ExistsResult(exists=await s.memory.exists(key))
 
-    async def memory_list_keys(
-        ctx: Context,
-        pattern: Pattern = "*",
-        cursor: Cursor = None,
-        limit: Limit = None,
-        session: SessionArg = None,
-    ) -> KeysPage:
-        count = rt.pages.limit(limit)
-        after = _after(cursor, "keys", pattern)
-        s = await rt.session(ctx, session)
-        keys = [k for k in await s.memory.list_keys(pattern) if after is None or k > after]
-        page = take(keys, count, rt.pages.max_bytes, len)
-        more = len(page) < len(keys)
-        return KeysPage(keys=page, next_cursor=_next("keys", pattern, page) if more else None)
+async def memory_list_keys(
+    ctx: Context,
+    pattern: Pattern = "*",
+    cursor: Cursor = None,
+    limit: Limit = None,
+    session: SessionArg = None,
+) -> KeysPage:
+    rt = runtime_of(ctx)
+    count = rt.pages.limit(limit)
+    after = _after(cursor, "keys", pattern)
+    s = await rt.session(ctx, session)
+    keys = [k for k in await s.memory.list_keys(pattern) if after is None or k > after]
+    page = take(keys, count, rt.pages.max_bytes, len)
+    more = len(page) < len(keys)
+    return KeysPage(keys=page, next_cursor=_next("keys", pattern, page) if more else None)
 
-    async def memory_get_all(
-        ctx: Context,
-        pattern: Pattern = "*",
-        cursor: Cursor = None,
-        limit: Limit = None,
-        session: SessionArg = None,
-    ) -> ValuesPage:
-        count = rt.pages.limit(limit)
-        after = _after(cursor, "values", pattern)
-        s = await rt.session(ctx, session)
-        entries = await s.memory.get_entries(pattern)
-        items = [(k, e.value) for k, e in entries.items() if after is None or k > after]
-        page = take(items, count, rt.pages.max_bytes, lambda kv: len(kv[0]) + json_size(kv[1]))
-        more = len(page) < len(items)
-        keys = [k for k, _ in page]
-        return ValuesPage(
-            values=dict(page), next_cursor=_next("values", pattern, keys) if more else None
-        )
 
-    async def memory_clear(ctx: Context, session: SessionArg = None) -> ClearResult:
-        s = await rt.session(ctx, session)
-        cleared = await s.memory.clear()
-        if cleared:
-            await rt.changed(s)
-        return ClearResult(cleared=cleared)
+async def memory_get_all(
+    ctx: Context,
+    pattern: Pattern = "*",
+    cursor: Cursor = None,
+    limit: Limit = None,
+    session: SessionArg = None,
+) -> ValuesPage:
+    rt = runtime_of(ctx)
+    count = rt.pages.limit(limit)
+    after = _after(cursor, "values", pattern)
+    s = await rt.session(ctx, session)
+    entries = await s.memory.get_entries(pattern)
+    items = [(k, e.value) for k, e in entries.items() if after is None or k > after]
+    page = take(items, count, rt.pages.max_bytes, lambda kv: len(kv[0]) + json_size(kv[1]))
+    more = len(page) < len(items)
+    keys = [k for k, _ in page]
+    return ValuesPage(
+        values=dict(page), next_cursor=_next("values", pattern, keys) if more else None
+    )
 
-    st = rt.settings
-    return [
-        make_tool(
-            memory_set,
-            title="Remember a value",
-            description=(
-                "Store any JSON value under a key in your working memory, replacing what "
-                "was there. Give ttl_seconds to have it forgotten automatically. Memory "
-                "lasts for this session only; use checkpoints to keep a snapshot."
-            ),
-            settings=st,
-            idempotent=True,
+
+async def memory_clear(ctx: Context, session: SessionArg = None) -> ClearResult:
+    rt = runtime_of(ctx)
+    s = await rt.session(ctx, session)
+    cleared = await s.memory.clear()
+    if cleared:
+        await rt.changed(s)
+    return ClearResult(cleared=cleared)
+
+
+VARIABLE_TOOLS = (
+    ToolSpec(
+        memory_set,
+        title="Remember a value",
+        description=(
+            "Store any JSON value under a key in your working memory, replacing what "
+            "was there. Give ttl_seconds to have it forgotten automatically. Memory "
+            "lasts for this session only; use checkpoints to keep a snapshot."
         ),
-        make_tool(
-            memory_get,
-            title="Recall a value",
-            description=(
-                "Read the value stored under a key. Returns found=false and `default` "
-                "(null unless given) when the key does not exist or has expired, plus "
-                "the seconds it has left when it has a TTL."
-            ),
-            settings=st,
-            read_only=True,
-            idempotent=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        memory_get,
+        title="Recall a value",
+        description=(
+            "Read the value stored under a key. Returns found=false and `default` "
+            "(null unless given) when the key does not exist or has expired, plus "
+            "the seconds it has left when it has a TTL."
         ),
-        make_tool(
-            memory_delete,
-            title="Forget a value",
-            description="Delete one key. Returns deleted=false if it did not exist.",
-            settings=st,
-            destructive=True,
-            idempotent=True,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        memory_delete,
+        title="Forget a value",
+        description="Delete one key. Returns deleted=false if it did not exist.",
+        destructive=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        memory_exists,
+        title="Check a key",
+        description="Tell whether a key currently holds a value (not expired).",
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        memory_list_keys,
+        title="List keys",
+        description=(
+            "List the keys in working memory matching a glob pattern, sorted, one page "
+            "at a time. When next_cursor is not null, call again with it to get more."
         ),
-        make_tool(
-            memory_exists,
-            title="Check a key",
-            description="Tell whether a key currently holds a value (not expired).",
-            settings=st,
-            read_only=True,
-            idempotent=True,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        memory_get_all,
+        title="Read many values",
+        description=(
+            "Read the keys matching a glob pattern together with their values, sorted "
+            "by key, one page at a time. When next_cursor is not null, call again with "
+            "it to get more."
         ),
-        make_tool(
-            memory_list_keys,
-            title="List keys",
-            description=(
-                "List the keys in working memory matching a glob pattern, sorted, one page "
-                "at a time. When next_cursor is not null, call again with it to get more."
-            ),
-            settings=st,
-            read_only=True,
-            idempotent=True,
+        read_only=True,
+        idempotent=True,
+    ),
+    ToolSpec(
+        memory_clear,
+        title="Forget all values",
+        description=(
+            "Delete every variable in this session. Task state, scratchpad and "
+            "checkpoints are kept. Create a checkpoint first if you may want them back."
         ),
-        make_tool(
-            memory_get_all,
-            title="Read many values",
-            description=(
-                "Read the keys matching a glob pattern together with their values, sorted "
-                "by key, one page at a time. When next_cursor is not null, call again with "
-                "it to get more."
-            ),
-            settings=st,
-            read_only=True,
-            idempotent=True,
-        ),
-        make_tool(
-            memory_clear,
-            title="Forget all values",
-            description=(
-                "Delete every variable in this session. Task state, scratchpad and "
-                "checkpoints are kept. Create a checkpoint first if you may want them back."
-            ),
-            settings=st,
-            destructive=True,
-            idempotent=True,
-        ),
-    ]
+        destructive=True,
+        idempotent=True,
+    ),
+)
 
 
 def _check_default(default: object) -> None:
@@ -179,7 +183,7 @@ def _check_default(default: object) -> None:
     try:
         encode(default)
     except InvalidValueError as exc:
-        raise InvalidValueError(f"default: {exc.message}") from None
+        raise InvalidValueError(f"default: {exc.message}") from exc
 
 
 def _after(cursor: str | None, kind: str, pattern: str) -> str | None:

@@ -30,9 +30,9 @@ from typing import Any
 
 from mcp import Client
 
+from mcp_server.runtime import build_store
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
-from mcp_server.store import build_store
 from tests.reliability.chaos_support import (
     fd_count,
     rss_bytes,

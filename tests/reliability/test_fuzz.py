@@ -33,9 +33,9 @@ from mcp.shared.inbound import encode_header_value
 from mcp_types import CallToolResult
 from pydantic_core import PydanticSerializationError
 
+from mcp_server.runtime import build_store
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
-from mcp_server.store import build_store
 from mcp_server.tools import TOOL_NAMES
 from tests.reliability.conftest import FULL, scale
 from tests.reliability.fuzz_support import (

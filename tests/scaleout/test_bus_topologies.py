@@ -10,7 +10,7 @@ import anyio
 import pytest
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 
-from mcp_server.bus import RedisSubscriptionBus
+from mcp_server.events.redis_bus import RedisSubscriptionBus
 from tests.support.topology import ClusterTopology, SentinelTopology
 
 FAST = {"connect_timeout": 0.2, "command_timeout": 0.5, "heartbeat": 1.0}

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from mcp_server.runtime import build_store
 from mcp_server.server import WorkingMemoryServer, create_server
 from mcp_server.settings import Settings
-from mcp_server.store import build_store
 from memory_core import SessionStore
 from tests.server.helpers import MODES
 

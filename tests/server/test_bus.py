@@ -17,17 +17,17 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 
-from mcp_server.bus import (
+from mcp_server.events.local import InProcessBus
+from mcp_server.events.redis_bus import RedisSubscriptionBus
+from mcp_server.events.wire import (
     MAX_BATCH_EVENTS,
-    RedisSubscriptionBus,
     decode_event,
     decode_message,
     encode_event,
     encode_message,
 )
+from mcp_server.runtime import build_bus
 from mcp_server.settings import Settings
-from mcp_server.store import build_bus
-from mcp_server.subscriptions import InProcessBus
 from tests.support.redis_proc import RedisProcess, free_port
 
 

@@ -10,8 +10,8 @@ import pytest
 from mcp_server.auth import AuthConfigError, StaticTokenVerifier, load_tokens, parse_tokens
 from mcp_server.cli import build_parser, load_settings, main
 from mcp_server.http import UnsafeConfigError, check_exposure, create_app, transport_security
+from mcp_server.runtime import build_store
 from mcp_server.settings import Settings
-from mcp_server.store import build_store
 from memory_core import InvalidArgumentError, Limits
 
 TOKEN_A = "a" * 24
@@ -155,7 +155,7 @@ def test_cli_refuses_unsafe_start(
 
 
 def test_fallback_default_depends_on_the_topology() -> None:
-    from mcp_server.store import build_store
+    from mcp_server.runtime import build_store
 
     single = build_store(Settings(redis_url="redis://127.0.0.1:1/0"))
     cluster = build_store(Settings(redis_url="redis+cluster://127.0.0.1:1"))

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mcp_server.errors import INTERNAL_ERROR
+from mcp_server.runtime import build_store
 from mcp_server.server import WorkingMemoryServer, create_server
-from mcp_server.store import build_store
 from memory_core import StorageUnavailableError
 from tests.server.helpers import agent
 

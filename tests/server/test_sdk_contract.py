@@ -1,5 +1,5 @@
 """What mcp_server relies on inside the MCP SDK. If one of these fails after an SDK
-upgrade, fix ``mcp_server/connection.py`` (or ``tooling.py``) before anything else:
+upgrade, fix ``mcp_server/sdk.py`` (or ``tools/factory.py``) before anything else:
 sessions would silently stop being bound to, or torn down with, their connections."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.server.session import ServerSession
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcp_server import connection as sdk
+from mcp_server import sdk
 from mcp_server.server import WorkingMemoryServer
 from tests.server.helpers import agent
 
@@ -25,7 +25,7 @@ PINNED = "2.3.0"
 def test_sdk_version_is_the_pinned_one() -> None:
     from importlib.metadata import version
 
-    assert version("mcp") == PINNED, "re-check mcp_server/connection.py against the new SDK"
+    assert version("mcp") == PINNED, "re-check mcp_server/sdk.py against the new SDK"
     assert mcp.__name__ == "mcp"
 
 
@@ -100,7 +100,7 @@ async def test_tool_errors_keep_their_cause() -> None:
 
 
 async def test_sdk_still_reparses_json_strings() -> None:
-    """Why tooling keeps ``value`` verbatim: the SDK turns '[1]' into [1] for Any."""
+    """Why tools.factory keeps ``value`` verbatim: the SDK turns '[1]' into [1] for Any."""
     server: MCPServer[Any] = MCPServer()
     got: list[Any] = []
 
@@ -113,7 +113,7 @@ async def test_sdk_still_reparses_json_strings() -> None:
 
 
 async def test_listen_handler_subscribes_from_the_request_task() -> None:
-    """``mcp_server.subscribe`` limits listen streams to the caller's sessions through a
+    """``mcp_server.events.requests`` limits listen streams to the caller's sessions through a
     context variable set around the SDK's ``ListenHandler``: the handler must subscribe
     to its bus from the request's own task, before it sends the acknowledgment."""
     import contextvars

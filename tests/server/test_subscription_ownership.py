@@ -14,9 +14,9 @@ import pytest
 from mcp.client.subscriptions import Subscription
 from mcp.shared.exceptions import MCPError
 
+from mcp_server.events.requests import MAX_LISTEN_URIS
 from mcp_server.http import create_app
 from mcp_server.settings import Settings
-from mcp_server.subscribe import MAX_LISTEN_URIS
 from tests.server.e2e import RunningServer, call, serve_in_thread, streamable_client
 from tests.server.helpers import agent
 

@@ -29,10 +29,7 @@ from mcp.server.subscriptions import (
     ServerEvent,
     SubscriptionBus,
 )
-from mcp.shared.exceptions import MCPError
 from mcp_types import (
-    INTERNAL_ERROR,
-    INVALID_PARAMS,
     EmptyResult,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
@@ -40,19 +37,23 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from mcp_server.connection import connection_of, lowlevel_server
-from mcp_server.errors import error_text
+from mcp_server.errors import code_of, protocol_error
 from mcp_server.runtime import Runtime
+from mcp_server.sdk import connection_of, lowlevel_server
 from mcp_server.uris import CURRENT, CURRENT_SESSION_URI, SESSION_PREFIX
-from memory_core import StorageUnavailableError, WorkingMemoryError
+from memory_core import (
+    InvalidArgumentError,
+    NotFoundError,
+    WorkingMemoryError,
+)
 
 NOT_SUBSCRIBABLE = (
-    "NOT_FOUND: only session state resources (memory://session/current or "
+    "only session state resources (memory://session/current or "
     "memory://session/<handle>) can be subscribed to"
 )
 MAX_LISTEN_URIS = 100
 TOO_MANY_URIS = (
-    f"INVALID_ARGUMENT: a listen stream can follow at most {MAX_LISTEN_URIS} resources; "
+    f"a listen stream can follow at most {MAX_LISTEN_URIS} resources; "
     "open another stream for the rest"
 )
 
@@ -88,7 +89,7 @@ async def owned_uris(rt: Runtime, uris: Sequence[str]) -> frozenset[str]:
     """The session URIs among ``uris`` whose session exists and is the caller's.
 
     Raises:
-        MCPError: the store cannot tell right now (``STORAGE_UNAVAILABLE``).
+        MCPError: the store cannot tell right now (``STORAGE_UNAVAILABLE``, internal error).
     """
     principal = rt.binder.principal()
     owned = set()
@@ -98,9 +99,9 @@ async def owned_uris(rt: Runtime, uris: Sequence[str]) -> frozenset[str]:
             continue  # no events are published under these URIs
         try:
             await rt.store.memory(handle, principal).touch()
-        except StorageUnavailableError as exc:
-            raise MCPError(code=INTERNAL_ERROR, message=error_text(exc)) from None
-        except WorkingMemoryError:
+        except WorkingMemoryError as exc:
+            if code_of(exc).kind != "client":
+                raise protocol_error(exc) from exc
             continue  # unknown, expired or another principal's: honored, never fires
         owned.add(uri)
     return frozenset(owned)
@@ -112,13 +113,13 @@ def register_subscriptions(server: MCPServer[Any], rt: Runtime) -> None:
     ) -> EmptyResult:
         uri = params.uri
         if not uri.startswith(SESSION_PREFIX):
-            raise MCPError(code=INVALID_PARAMS, message=NOT_SUBSCRIBABLE)
+            raise protocol_error(NotFoundError(NOT_SUBSCRIBABLE))
         handle = None if uri == CURRENT_SESSION_URI else uri.removeprefix(SESSION_PREFIX)
         try:
             resolved = await rt.binder.resolve(ctx, handle)
             await resolved.memory.touch()  # proves the handle is live and the caller's
         except WorkingMemoryError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=error_text(exc)) from None
+            raise protocol_error(exc) from exc
         rt.events.subscribe(connection_of(ctx), resolved.memory.session_id, uri)
         return EmptyResult()
 
@@ -135,7 +136,7 @@ def register_subscriptions(server: MCPServer[Any], rt: Runtime) -> None:
     ) -> SubscriptionsListenResult:
         requested = params.notifications.resource_subscriptions or []
         if len(requested) > MAX_LISTEN_URIS:
-            raise MCPError(code=INVALID_PARAMS, message=TOO_MANY_URIS)
+            raise protocol_error(InvalidArgumentError(TOO_MANY_URIS))
         token = _owned_uris.set(await owned_uris(rt, requested))
         try:
             return await handler(ctx, params)

@@ -9,7 +9,7 @@ Two paths, one call (``SessionEvents.changed``) after every write:
   ``memory://session/<id>`` goes on the SDK's ``SubscriptionBus``.
 
 Both go through the bus. With several replicas it is a ``RedisSubscriptionBus``
-(``mcp_server.bus``): a write on replica B reaches listen streams on replica A, and the
+(``events.redis_bus``): a write on replica B reaches listen streams on replica A, and the
 bus hands events from other replicas to ``SessionEvents``, which notifies its own
 ``resources/subscribe`` connections (in background tasks: bus listeners are
 synchronous). Events of this process's own writes are delivered to local subscribers
@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 import anyio
 from mcp.server.subscriptions import (
-    InMemorySubscriptionBus,
     ResourceUpdated,
     ServerEvent,
     SubscriptionBus,
 )
 
-from mcp_server.bus import BusStats, RemoteEvents
-from mcp_server.connection import Connection, on_close
+from mcp_server.events.listeners import BusStats, ManagedBus, RemoteEvents
+from mcp_server.events.local import InProcessBus
+from mcp_server.sdk import Connection, on_close
 from mcp_server.uris import SESSION_PREFIX, session_uri
 
 log = logging.getLogger("mcp_server.subscriptions")
@@ -44,62 +42,18 @@ MAX_REMOTE_SENDS = 1024
 REMOTE_SEND_SECONDS = 5.0
 
 
-class InProcessBus(InMemorySubscriptionBus):
-    """The SDK's in-process bus, minus the cost of publishing to nobody.
-
-    Every write publishes an event; with no ``subscriptions/listen`` stream open in
-    this process, the default bus would still yield to the event loop on each one.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.listeners = 0
-
-    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
-        unsubscribe = super().subscribe(listener)
-        self.listeners += 1
-        active = True
-
-        def once() -> None:
-            nonlocal active
-            if active:
-                active = False
-                self.listeners -= 1
-                unsubscribe()
-
-        return once
-
-    async def publish(self, event: ServerEvent) -> None:
-        if self.listeners:
-            await super().publish(event)
-
-    def stats(self) -> BusStats:
-        return BusStats("memory", True, 0, 0, 0, 0)
-
-
-@runtime_checkable
-class ManagedBus(Protocol):
-    """A bus with background work (``RedisSubscriptionBus``): started and closed once."""
-
-    async def start(self) -> None: ...
-
-    async def close(self, flush_timeout: float = 0.5) -> None: ...
-
-    def stats(self) -> BusStats: ...
-
-
 @dataclass
 class SessionEvents:
+    """The 2025-era subscribers per session, and the bus every change is published on."""
+
     bus: SubscriptionBus
     # session id -> {(connection, subscribed uri)}
     _legacy: dict[str, set[tuple[Connection, str]]] = field(default_factory=dict)
     _sends: set[asyncio.Task[None]] = field(default_factory=set)
-    _unsubscribe_remote: Callable[[], None] | None = None
-    dropped_remote: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.bus, RemoteEvents):
-            self._unsubscribe_remote = self.bus.subscribe_remote(self._on_remote)
+            self.bus.subscribe_remote(self._on_remote)  # for the bus's lifetime
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,9 +100,6 @@ class SessionEvents:
             if not subscribers:
                 del self._legacy[session_id]
 
-    def subscriber_count(self, session_id: str) -> int:
-        return len(self._legacy.get(session_id, ()))
-
     # events --------------------------------------------------------------------------------
     async def changed(self, session_id: str) -> None:
         """Notify every subscriber of ``session_id``, here and on other replicas; never raises."""
@@ -178,8 +129,7 @@ class SessionEvents:
         loop = asyncio.get_running_loop()
         for connection, uri in list(subscribers):
             if len(self._sends) >= MAX_REMOTE_SENDS:
-                self.dropped_remote += 1
-                continue
+                continue  # best effort: past the cap, this notification is dropped
             task = loop.create_task(self._send(connection, uri))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)

@@ -3,7 +3,7 @@
 Numbers are strict (``"5"`` or ``true`` is not a TTL). Rules that ``memory_core``
 enforces itself (key length and characters, TTL range, value size) are not repeated
 here, so the error carries memory_core's precise code (``INVALID_KEY``,
-``VALUE_TOO_LARGE``, ...); ``tooling`` writes the configured bounds into the schema.
+``VALUE_TOO_LARGE``, ...); ``tools.factory`` writes the configured bounds into the schema.
 """
 
 from __future__ import annotations

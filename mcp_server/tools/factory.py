@@ -1,4 +1,7 @@
-"""Turning async functions into SDK ``Tool`` objects with our conventions.
+"""Tool specs, and turning them into SDK ``Tool`` objects with our conventions.
+
+Each tool is a module-level async function (it finds the runtime through its
+``Context``) plus a ``ToolSpec`` row: title, description, hints, schema bounds.
 
 * annotations are always explicit (MCP's default for a tool without hints is
   "destructive, open world");
@@ -16,6 +19,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver.tools import Tool
@@ -56,27 +60,32 @@ def _accepts_str(annotation: Any) -> bool:
     )
 
 
-def make_tool(
-    fn: Callable[..., Any],
-    *,
-    title: str,
-    description: str,
-    settings: Settings,
-    read_only: bool = False,
-    destructive: bool = False,
-    idempotent: bool = False,
-    bounds: dict[str, dict[str, Any]] | None = None,
-) -> Tool:
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool: its function (named as the tool) and how it is described to clients."""
+
+    fn: Callable[..., Any]
+    title: str
+    description: str
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    bounds: Callable[[Settings], dict[str, dict[str, Any]]] | None = None
+    """Schema bounds beyond the defaults, from the configuration."""
+
+
+def make_tool(spec: ToolSpec, settings: Settings) -> Tool:
+    fn, title = spec.fn, spec.title
     tool = Tool.from_function(
         fn,
         name=fn.__name__,
         title=title,
-        description=description,
+        description=spec.description,
         annotations=ToolAnnotations(
             title=title,
-            read_only_hint=read_only,
-            destructive_hint=destructive,
-            idempotent_hint=idempotent,
+            read_only_hint=spec.read_only,
+            destructive_hint=spec.destructive,
+            idempotent_hint=spec.idempotent,
             open_world_hint=False,
         ),
         structured_output=True,
@@ -88,7 +97,7 @@ def make_tool(
         output_model=meta.output_model,
         wrap_output=meta.wrap_output,
     )
-    _document_limits(tool.parameters, settings, bounds or {})
+    _document_limits(tool.parameters, settings, spec.bounds(settings) if spec.bounds else {})
     return tool
 
 

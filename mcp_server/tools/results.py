@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memory_core import TaskState
+from memory_core import Limits, TaskState, Usage
 
 NEXT_CURSOR = Field(description="pass as `cursor` to get the next page; null when done")
 
@@ -113,6 +113,18 @@ class SessionUsage(BaseModel):
     bytes: LimitUsage
     scratchpad_entries: LimitUsage
     checkpoints: LimitUsage
+
+    @classmethod
+    def against(cls, usage: Usage, limits: Limits) -> SessionUsage:
+        """What a session uses, next to each configured limit."""
+        return cls(
+            keys=LimitUsage(used=usage.keys, limit=limits.max_keys),
+            bytes=LimitUsage(used=usage.bytes, limit=limits.max_session_bytes),
+            scratchpad_entries=LimitUsage(
+                used=usage.scratchpad_entries, limit=limits.max_scratchpad_entries
+            ),
+            checkpoints=LimitUsage(used=usage.checkpoints, limit=limits.max_checkpoints),
+        )
 
 
 class SessionInfo(BaseModel):

@@ -43,239 +43,30 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from typing import Any
 
 import anyio.lowlevel
-import redis.asyncio as aioredis
-from mcp.server.subscriptions import (
-    PromptsListChanged,
-    ResourcesListChanged,
-    ResourceUpdated,
-    ServerEvent,
-    ToolsListChanged,
-)
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection, Connection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from mcp.server.subscriptions import ServerEvent
+from redis.asyncio.connection import AbstractConnection
 
-from memory_core.storage import topology
+from mcp_server.events.listeners import BusStats, Listener, Listeners
+from mcp_server.events.redis_links import Link, link_for
+from mcp_server.events.wire import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    MAX_MESSAGE_BYTES,
+    decode_message,
+    encode_event,
+    encode_message,
+)
 
 log = logging.getLogger("mcp_server.bus")
 
-Listener = Callable[[ServerEvent], None]
-
-MAX_BATCH_EVENTS = 256
-MAX_BATCH_BYTES = 32 * 1024
-MAX_EVENT_BYTES = 2048
-MAX_MESSAGE_BYTES = 256 * 1024
 PUBLISH_DELAY = 0.002  # seconds between the first queued event and its publish
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 2.0
 WARN_EVERY = 10.0  # seconds between repeated warnings about dropped events
-
-_CODES: dict[str, ServerEvent] = {
-    "t": ToolsListChanged(),
-    "p": PromptsListChanged(),
-    "l": ResourcesListChanged(),
-}
-
-
-def encode_event(event: ServerEvent) -> str:
-    """One line per event: ``r <uri>``, or ``t``/``p``/``l`` for the list-changed kinds."""
-    if isinstance(event, ResourceUpdated):
-        return "r " + event.uri
-    if isinstance(event, ToolsListChanged):
-        return "t"
-    if isinstance(event, PromptsListChanged):
-        return "p"
-    return "l"
-
-
-def decode_event(line: str) -> ServerEvent | None:
-    """The event of one line, or None for anything malformed."""
-    if line.startswith("r "):
-        uri = line[2:]
-        return ResourceUpdated(uri=uri) if uri and "\n" not in uri else None
-    return _CODES.get(line)
-
-
-def encode_message(origin: str, lines: list[str]) -> str:
-    return "\n".join([origin, *lines])
-
-
-def decode_message(payload: str) -> tuple[str, list[ServerEvent]]:
-    """``(origin, events)`` of one pub/sub message (malformed lines skipped)."""
-    origin, _, body = payload.partition("\n")
-    events = []
-    for line in body.split("\n")[:MAX_BATCH_EVENTS]:
-        event = decode_event(line)
-        if event is not None:
-            events.append(event)
-    return origin, events
-
-
-@runtime_checkable
-class RemoteEvents(Protocol):
-    """A bus that can also tell which events came from other processes."""
-
-    def subscribe_remote(self, listener: Listener) -> Callable[[], None]:
-        """Register ``listener`` for events published by *other* processes only."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class BusStats:
-    kind: str
-    connected: bool
-    published: int
-    received: int
-    dropped: int
-    reconnects: int
-
-
-class _Listeners:
-    """Synchronous listeners keyed by a token (the same callable may register twice)."""
-
-    def __init__(self) -> None:
-        self.items: dict[object, Listener] = {}
-
-    def add(self, listener: Listener) -> Callable[[], None]:
-        token = object()
-        self.items[token] = listener
-
-        def unsubscribe() -> None:
-            self.items.pop(token, None)
-
-        return unsubscribe
-
-    def deliver(self, event: ServerEvent) -> None:
-        for listener in list(self.items.values()):
-            try:
-                listener(event)
-            except Exception:  # fan-out boundary: one listener must not starve the others
-                log.exception("subscription listener raised; continuing")
-
-
-# topologies -------------------------------------------------------------------------------
-class _Link:
-    """How one topology publishes and opens a subscriber connection."""
-
-    publish_command = "PUBLISH"
-    subscribe_command = "SUBSCRIBE"
-    message_type = "message"
-
-    def __init__(self, connect_timeout: float, command_timeout: float) -> None:
-        self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
-        self.client: aioredis.Redis | RedisCluster
-
-    async def publish(self, channel: str, payload: str) -> None:
-        await self.client.execute_command(self.publish_command, channel, payload)
-
-    async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
-        """A new connection to the node that carries ``channel`` (not yet subscribed)."""
-        raise NotImplementedError
-
-    def _connection(self, host: str, port: int, **extra: Any) -> Connection:
-        # RESP2: subscribed-mode replies come back as plain arrays on this connection.
-        return Connection(
-            host=host,
-            port=port,
-            protocol=2,
-            decode_responses=True,
-            socket_connect_timeout=self.connect_timeout,
-            socket_timeout=self.command_timeout,
-            retry=Retry(NoBackoff(), 0),
-            **extra,
-        )
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-
-class _SingleLink(_Link):
-    def __init__(self, url: str, connect_timeout: float, command_timeout: float) -> None:
-        super().__init__(connect_timeout, command_timeout)
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_connect_timeout": connect_timeout,
-            "socket_timeout": command_timeout,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self.client = aioredis.Redis.from_url(url, max_connections=4, **options)
-        self._pool = aioredis.ConnectionPool.from_url(url, protocol=2, **options)
-
-    async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
-        pool = self._pool
-        return pool.connection_class(**pool.connection_kwargs)
-
-
-class _SentinelLink(_Link):
-    def __init__(self, url: str, connect_timeout: float, command_timeout: float) -> None:
-        super().__init__(connect_timeout, command_timeout)
-        self.parsed = topology.parse_url(url)
-        self.client = topology.connect(
-            url,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            max_connections=4,
-            pool_timeout=command_timeout,
-        )
-
-    async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
-        assert isinstance(self.client, topology.SentinelMasterClient)
-        assert self.parsed.service is not None
-        host, port = await self.client.sentinel_manager.discover_master(self.parsed.service)
-        return self._connection(
-            host,
-            int(port),
-            db=self.parsed.db,
-            username=self.parsed.username,
-            password=self.parsed.password,
-        )
-
-
-class _ClusterLink(_Link):
-    publish_command = "SPUBLISH"
-    subscribe_command = "SSUBSCRIBE"
-    message_type = "smessage"
-
-    def __init__(self, url: str, connect_timeout: float, command_timeout: float) -> None:
-        super().__init__(connect_timeout, command_timeout)
-        self.parsed = topology.parse_url(url)
-        self.cluster = topology.connect(
-            url,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            max_connections=4,
-            pool_timeout=command_timeout,
-        )
-        self.client = self.cluster
-
-    async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
-        assert isinstance(self.cluster, RedisCluster)
-        if refresh:  # the slot may have moved (failover): ask the cluster again
-            await self.cluster.nodes_manager.initialize()
-        else:
-            await self.cluster.initialize()
-        node = self.cluster.get_node_from_key(channel)
-        if node is None:  # pragma: no cover - get_node_from_key raises instead
-            raise ConnectionError("no node serves the events channel")
-        return self._connection(
-            node.host, int(node.port), username=self.parsed.username, password=self.parsed.password
-        )
-
-
-def _link(url: str, connect_timeout: float, command_timeout: float) -> _Link:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == topology.CLUSTER_SCHEME:
-        return _ClusterLink(url, connect_timeout, command_timeout)
-    if scheme == topology.SENTINEL_SCHEME:
-        return _SentinelLink(url, connect_timeout, command_timeout)
-    return _SingleLink(url, connect_timeout, command_timeout)
 
 
 class _Resubscribe(Exception):
@@ -308,9 +99,9 @@ class RedisSubscriptionBus:
         self.heartbeat = heartbeat
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
-        self._link: _Link | None = None
-        self._local = _Listeners()
-        self._remote = _Listeners()
+        self._link: Link | None = None
+        self._local = Listeners()
+        self._remote = Listeners()
         self._pending: dict[str, None] = {}  # ordered set of encoded events
         self._wake: asyncio.Event | None = None
         self._drained = asyncio.Event()  # set by the publisher whenever the queue empties
@@ -362,7 +153,7 @@ class RedisSubscriptionBus:
         """Start publishing and listening (idempotent). Needs no Redis: connects lazily."""
         if self._running:
             return
-        self._link = _link(self.url, self._connect_timeout, self._command_timeout)
+        self._link = link_for(self.url, self._connect_timeout, self._command_timeout)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()  # events bind to the loop they first wait on
         self._connected = asyncio.Event()
