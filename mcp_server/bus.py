@@ -61,7 +61,7 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from memory_core.storage import topology
+from memory_core.storage.redis import topology
 
 log = logging.getLogger("mcp_server.bus")
 

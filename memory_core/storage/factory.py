@@ -27,7 +27,7 @@ def backend_from_url(
     * ``redis://``, ``rediss://``, ``unix://`` -- one Redis server.
     * ``redis+cluster://host:port[,host:port...]`` -- Redis Cluster (any of its nodes).
     * ``redis+sentinel://host:port[,host:port...]/service_name`` -- the master of
-      ``service_name`` as Redis Sentinel names it (see ``storage.topology``).
+      ``service_name`` as Redis Sentinel names it (see ``storage.redis.topology``).
 
     Every Redis kind sits behind a circuit breaker (``FallbackBackend``).
 
@@ -50,7 +50,7 @@ def backend_from_url(
         from memory_core.storage.memory import MemoryBackend
 
         return MemoryBackend(config, clock=clock)
-    from memory_core.storage.topology import TOPOLOGY_SCHEMES
+    from memory_core.storage.redis.topology import TOPOLOGY_SCHEMES
 
     if scheme in REDIS_SCHEMES or scheme in TOPOLOGY_SCHEMES:
         from memory_core.storage.redis import RedisBackend

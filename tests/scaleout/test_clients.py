@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from memory_core import InvalidArgumentError, StoreConfig, backend_from_url
 from memory_core.storage.fallback import FallbackBackend
 from memory_core.storage.redis import RedisBackend
-from memory_core.storage.topology import (
+from memory_core.storage.redis.topology import (
     BlockingSentinelConnectionPool,
     GatedRedisCluster,
     SentinelMasterClient,

@@ -31,10 +31,10 @@ from memory_core.errors import (
 )
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage import topology
 from memory_core.storage.base import Backend, SessionRef, SessionState, StoredCheckpoint
-from memory_core.storage.connection import HiredisPackConnection
-from memory_core.storage.layout import KeyLayout
+from memory_core.storage.redis import topology
+from memory_core.storage.redis.hiredis_pack import HiredisPackConnection
+from memory_core.storage.redis.layout import KeyLayout
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _sha1(source: str) -> str:
 
 
 def _source(name: str) -> str:
-    return resources.files("memory_core.storage").joinpath("lua", f"{name}.lua").read_text()
+    return resources.files("memory_core.storage.redis").joinpath("lua", f"{name}.lua").read_text()
 
 
 def _pool_options() -> dict[str, Any]:
