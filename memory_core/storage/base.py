@@ -45,7 +45,7 @@ class StoredCheckpoint:
 
 
 @dataclass(slots=True)
-class SessionState:
+class SessionCopy:
     """Everything a backend holds for one session: used to copy sessions between
     backends (fallback mirror load and write-back)."""
 
@@ -171,9 +171,9 @@ class Backend(ABC):
 
     # copying whole sessions (fallback mirror) -----------------------------------
     @abstractmethod
-    async def export_session(self, session_id: str) -> SessionState | None: ...
+    async def export_session(self, session_id: str) -> SessionCopy | None: ...
 
     @abstractmethod
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         """Write ``state`` as the whole session, replacing what is there (or only
         when the session does not exist). True if written."""

@@ -35,7 +35,7 @@ from memory_core.clock import Clock, SystemClock
 from memory_core.config import StoreConfig
 from memory_core.errors import SessionNotFoundError, StorageUnavailableError, WorkingMemoryError
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage.base import Backend, SessionRef, SessionState
+from memory_core.storage.base import Backend, SessionCopy, SessionRef
 from memory_core.storage.memory import MemoryBackend
 from memory_core.storage.redis import RedisBackend
 
@@ -415,7 +415,7 @@ class FallbackBackend(Backend):
         return await self._call(ref, lambda b: b.delete_checkpoint(ref, checkpoint_id), write=True)
 
     # copying whole sessions ------------------------------------------------------------
-    async def export_session(self, session_id: str) -> SessionState | None:
+    async def export_session(self, session_id: str) -> SessionCopy | None:
         if self._redis_up:
             try:
                 return await self.primary.export_session(session_id)
@@ -425,7 +425,7 @@ class FallbackBackend(Backend):
             raise self._unavailable()
         return await self.mirror.export_session(session_id)
 
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         async with self._lock(state.session_id):
             if self._redis_up:
                 try:

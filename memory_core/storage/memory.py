@@ -25,8 +25,8 @@ from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
     Backend,
+    SessionCopy,
     SessionRef,
-    SessionState,
     StoredCheckpoint,
 )
 from memory_core.storage.snapshot import Snapshot
@@ -455,13 +455,13 @@ class MemoryBackend(Backend):
         return True
 
     # copying whole sessions --------------------------------------------------------
-    async def export_session(self, session_id: str) -> SessionState | None:
+    async def export_session(self, session_id: str) -> SessionCopy | None:
         now = self.clock.now_ms()
         sess = self._sessions.get(session_id)
         if sess is None or sess.expires_at <= now:
             return None
         self._purge(sess, now)
-        return SessionState(
+        return SessionCopy(
             session_id=session_id,
             principal=sess.principal,
             lease_ms=sess.lease_ms,
@@ -483,7 +483,7 @@ class MemoryBackend(Backend):
             ],
         )
 
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         now = self.clock.now_ms()
         current = self._sessions.get(state.session_id)
         if only_if_missing and current is not None and current.expires_at > now:

@@ -31,7 +31,7 @@ from memory_core.errors import (
 )
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage.base import Backend, SessionRef, SessionState, StoredCheckpoint
+from memory_core.storage.base import Backend, SessionCopy, SessionRef, StoredCheckpoint
 from memory_core.storage.redis import topology
 from memory_core.storage.redis.hiredis_pack import HiredisPackConnection
 from memory_core.storage.redis.layout import KeyLayout
@@ -353,12 +353,12 @@ class RedisBackend(Backend):
         )
 
     # copying whole sessions ----------------------------------------------------------
-    async def export_session(self, session_id: str) -> SessionState | None:
+    async def export_session(self, session_id: str) -> SessionCopy | None:
         result = await self._run("export", session_id, self.layout.checkpoint_base(session_id))
         if result is None:
             return None
         (principal, lease, pttl, task), flat_vars, pad, flat_cps = result
-        return SessionState(
+        return SessionCopy(
             session_id=session_id,
             principal=str(principal),
             lease_ms=int(lease),
@@ -380,7 +380,7 @@ class RedisBackend(Backend):
             ],
         )
 
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         sid = state.session_id
         args: list[Any] = [
             "1" if only_if_missing else "0", state.principal, state.lease_ms,
