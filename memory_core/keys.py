@@ -50,7 +50,9 @@ def checkpoint_session(checkpoint_id: object) -> str:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _has_control_char(text: str) -> bool:
+def has_control_char(text: str) -> bool:
+    """True when ``text`` holds a control character or a lone surrogate: what no key,
+    pattern or label may contain."""
     return _CONTROL.search(text) is not None
 
 
@@ -69,7 +71,7 @@ def validate_key(key: object, max_length: int) -> str:
         raise InvalidKeyError(
             f"key is {len(key)} characters but at most {max_length} are allowed; use a shorter key"
         )
-    if _has_control_char(key):
+    if has_control_char(key):
         raise InvalidKeyError(
             "key contains control characters (such as newline, tab or NUL); "
             "use printable characters only"
@@ -94,7 +96,7 @@ def validate_pattern(pattern: object) -> str:
         raise InvalidArgumentError(
             f"pattern is {len(pattern)} characters but at most {MAX_PATTERN_LENGTH} are allowed"
         )
-    if _has_control_char(pattern):
+    if has_control_char(pattern):
         raise InvalidArgumentError("pattern contains control characters; remove them")
     return pattern
 
