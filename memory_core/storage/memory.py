@@ -65,8 +65,6 @@ class _Checkpoint:
 
 
 class MemoryBackend(Backend):
-    mode = "memory"
-
     def __init__(
         self,
         config: StoreConfig,

@@ -87,8 +87,6 @@ def _translate(exc: ResponseError) -> Exception:
 
 
 class RedisBackend(Backend):
-    mode = "redis"
-
     def __init__(
         self,
         config: StoreConfig,
