@@ -1,18 +1,15 @@
 """Redis backend: every operation is one Lua script (EVALSHA), one round trip.
 
-Scripts live in ``lua/`` beside this file; each is the shared ``prelude.lua`` plus
-its body. Calls send EVALSHA and load the script on NOSCRIPT (first use, a Redis
-restart, SCRIPT FLUSH). Time comes from Redis (``TIME``), so every
-process sharing one Redis agrees on expiry. Driver errors are wrapped into
-``StorageUnavailableError`` here and nowhere else.
+Scripts live in ``lua/`` beside this file (see ``scripts``). Calls send EVALSHA and
+load the script on NOSCRIPT (first use, a Redis restart, SCRIPT FLUSH). Time comes
+from Redis (``TIME``), so every process sharing one Redis agrees on expiry. Driver
+errors are wrapped into ``StorageUnavailableError`` here and nowhere else; a script's
+error reply becomes the exception its code names (``scripts.SCRIPT_ERRORS``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
-from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,37 +20,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from memory_core.config import StoreConfig
-from memory_core.errors import (
-    LimitExceededError,
-    NotFoundError,
-    SessionNotFoundError,
-    StorageUnavailableError,
-)
+from memory_core.errors import NotFoundError, StorageUnavailableError
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import Backend, SessionCopy, SessionRef, StoredCheckpoint
-from memory_core.storage.redis import topology
+from memory_core.storage.redis import scripts, topology
 from memory_core.storage.redis.hiredis_pack import HiredisPackConnection
 from memory_core.storage.redis.layout import KeyLayout
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_NOT_FOUND = (
-    "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
-)
-_SESSION_SCRIPTS = (
-    "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "clear",
-    "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
-    "cp_list", "cp_delete", "export", "import",
-)  # fmt: skip
-
-
-def _sha1(source: str) -> str:
-    return hashlib.sha1(source.encode("utf-8")).hexdigest()
-
-
-def _source(name: str) -> str:
-    return resources.files("memory_core.storage.redis").joinpath("lua", f"{name}.lua").read_text()
 
 
 def _pool_options() -> dict[str, Any]:
@@ -71,19 +44,6 @@ def _pool_options() -> dict[str, Any]:
 def _ttl(raw: Any) -> int | None:
     value = int(raw)
     return None if value < 0 else value
-
-
-def _translate(exc: ResponseError) -> Exception:
-    text = str(exc)
-    if text.startswith("WM_NOSESSION"):
-        return SessionNotFoundError()
-    if text.startswith("WM_NOTFOUND"):
-        return NotFoundError(CHECKPOINT_NOT_FOUND)
-    if text.startswith("WM_LIMIT"):
-        _, name, maximum, current = text.split()[:4]
-        return LimitExceededError(name, int(maximum), int(current))
-    log.error("unexpected Redis error reply: %s", text)
-    return StorageUnavailableError()
 
 
 class RedisBackend(Backend):
@@ -128,10 +88,8 @@ class RedisBackend(Backend):
             )
             client = aioredis.Redis(connection_pool=pool)
         self.client: aioredis.Redis | RedisCluster = client
-        prelude = _source("prelude")
-        self._sources = {name: prelude + "\n" + _source(name) for name in _SESSION_SCRIPTS}
-        self._sources["cp_read"] = _source("cp_read")
-        self._shas = {name: _sha1(src) for name, src in self._sources.items()}
+        self._sources = scripts.sources()
+        self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -187,7 +145,7 @@ class RedisBackend(Backend):
                     "EVAL", self._sources[name], len(keys), *keys, *args
                 )
         except ResponseError as exc:
-            raise _translate(exc) from exc
+            raise scripts.error_from_reply(str(exc)) from exc
         except (RedisError, RedisClusterException, OSError) as exc:
             # RedisClusterException is not a RedisError: the cluster client raises it
             # when no node at all answers ("Redis Cluster cannot be connected").
@@ -313,7 +271,7 @@ class RedisBackend(Backend):
             )
             if found is None:
                 await self.touch(ref)  # a missing session wins over a missing checkpoint
-                raise NotFoundError(CHECKPOINT_NOT_FOUND)
+                raise NotFoundError(scripts.CHECKPOINT_NOT_FOUND)
             blob = str(found)
         await self._run(
             "cp_restore", sid, ref.principal, checkpoint_id, self.layout.checkpoint_base(sid), blob
