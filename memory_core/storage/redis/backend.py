@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from memory_core.config import StoreConfig
@@ -25,20 +22,7 @@ from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import Backend, SessionCopy, SessionRef, StoredCheckpoint
 from memory_core.storage.redis import scripts, topology
-from memory_core.storage.redis.hiredis_pack import HiredisPackConnection
 from memory_core.storage.redis.layout import KeyLayout
-
-
-def _pool_options() -> dict[str, Any]:
-    """Turn redis-py's maintenance notifications off (a Redis Enterprise feature we do
-    not use): while they are on "auto" (redis-py 8's default with RESP3) the pool skips
-    its check that a pooled connection is still alive, so after a Redis restart every
-    pooled connection fails its next command once."""
-    try:
-        from redis.maint_notifications import MaintNotificationsConfig
-    except ImportError:  # pragma: no cover - redis-py before maintenance notifications
-        return {}
-    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _ttl(raw: Any) -> int | None:
@@ -60,33 +44,14 @@ class RedisBackend(Backend):
     ) -> None:
         super().__init__(config)
         self.layout = KeyLayout(config.key_prefix)
-        if client is None and urlsplit(url).scheme.lower() in topology.TOPOLOGY_SCHEMES:
-            client = topology.connect(
+        if client is None:
+            client = topology.client_from_url(
                 url,
                 connect_timeout=connect_timeout,
                 command_timeout=command_timeout,
                 max_connections=max_connections,
                 pool_timeout=pool_timeout,
             )
-        if client is None:
-            # A blocking pool queues callers when all connections are busy (the plain
-            # async pool raises instead); the wait is bounded by pool_timeout.
-            extra: dict[str, Any] = {}
-            if urlsplit(url).scheme == "redis":
-                extra["connection_class"] = HiredisPackConnection
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                **extra,
-                **_pool_options(),
-                decode_responses=True,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=command_timeout,
-                max_connections=max_connections,
-                timeout=pool_timeout,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-            )
-            client = aioredis.Redis(connection_pool=pool)
         self.client: aioredis.Redis | RedisCluster = client
         self._sources = scripts.sources()
         self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
