@@ -16,11 +16,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
+from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import NotFoundError, StorageUnavailableError
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage.base import Backend, SessionCopy, SessionRef, StoredCheckpoint
+from memory_core.storage.base import PrimaryBackend, SessionCopy, SessionRef, StoredCheckpoint
 from memory_core.storage.redis import scripts, topology
 from memory_core.storage.redis.layout import KeyLayout
 
@@ -30,7 +31,7 @@ def _ttl(raw: Any) -> int | None:
     return None if value < 0 else value
 
 
-class RedisBackend(Backend):
+class RedisBackend(PrimaryBackend):
     def __init__(
         self,
         config: StoreConfig,
@@ -41,8 +42,9 @@ class RedisBackend(Backend):
         max_connections: int = 64,
         pool_timeout: float = 2.0,
         client: aioredis.Redis | RedisCluster | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, clock)
         self.layout = KeyLayout(config.key_prefix)
         if client is None:
             client = topology.client_from_url(
@@ -59,10 +61,12 @@ class RedisBackend(Backend):
     async def close(self) -> None:
         await self.client.aclose()
 
+    async def health(self) -> Health:
+        ok = await self.ping()
+        return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
+
+    # the primary capability (see PrimaryBackend) -----------------------------------
     async def drop_idle_connections(self) -> None:
-        """Close the pooled connections not in use. After an outage they may lead to a
-        server that is gone (killed, restarted, failed over); new ones are opened on
-        demand."""
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:  # a cluster client keeps a pool per node and reconnects itself
             return
@@ -76,9 +80,7 @@ class RedisBackend(Backend):
             return False
 
     async def server_id(self) -> str | None:
-        """Identity of the Redis server process(es) (``run_id``): it changes when
-        Redis restarts or fails over, which is when data may have been lost. None
-        when Redis does not answer."""
+        """``run_id`` of the Redis server (of every node, for a cluster)."""
         try:
             info: dict[str, Any] = await self.client.info("server")
         except (RedisError, RedisClusterException, OSError):
@@ -88,10 +90,7 @@ class RedisBackend(Backend):
         # A cluster client answers per node.
         return ",".join(sorted(str(v.get("run_id")) for v in info.values() if isinstance(v, dict)))
 
-    async def health(self) -> Health:
-        ok = await self.ping()
-        return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
-
+    # plumbing ------------------------------------------------------------------------
     async def _eval(
         self, name: str, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]
     ) -> Any:
