@@ -25,7 +25,7 @@ one node:
   connection reset after the command was sent can, rarely, run a script twice: nobody
   can tell whether a dead node ran it.
 * **Sentinel.** No retry: a call that hits the dead master fails with
-  ``StorageUnavailableError`` (the breaker in ``FallbackBackend`` then fails fast), and
+  ``StorageUnavailableError`` (the breaker, ``CircuitBreakerBackend``, then fails fast), and
   the next connection goes to the master the sentinels name by then.
 
 Scripts run unchanged: every session script's keys share the hash tag
