@@ -12,7 +12,12 @@ import re
 import secrets
 from functools import lru_cache
 
-from memory_core.errors import InvalidArgumentError, InvalidKeyError, NotFoundError
+from memory_core.errors import (
+    InvalidArgumentError,
+    InvalidKeyError,
+    NotFoundError,
+    SessionNotFoundError,
+)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 CHECKPOINT_ID_RE = re.compile(r"^ck_[A-Za-z0-9_-]{22,64}\.[A-Za-z0-9_-]{22}$")
@@ -80,8 +85,6 @@ def validate_key(key: object, max_length: int) -> str:
 
 
 def validate_session_id(session_id: object) -> str:
-    from memory_core.errors import SessionNotFoundError
-
     if not isinstance(session_id, str) or not SESSION_ID_RE.match(session_id):
         raise SessionNotFoundError()
     return session_id
