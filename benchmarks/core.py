@@ -31,7 +31,7 @@ from benchmarks.stats import METHOD, Measured, Op, interleaved
 from memory_core import Limits, SessionStore, StoreConfig, WorkingMemory, backend_from_url, codec
 from memory_core.errors import StorageUnavailableError
 from memory_core.keys import new_session_id
-from memory_core.storage.base import Backend, SessionState
+from memory_core.storage.base import Backend, SessionCopy
 from memory_core.storage.memory import MemoryBackend
 from memory_core.storage.redis import RedisBackend
 
@@ -98,7 +98,7 @@ async def _import_session(backend: Backend, n_keys: int) -> str:
     """A new session of ``n_keys`` variables (flatness TTL rule), written in one step."""
     text = codec.encode(VALUE)
     lease_ms = LONG_TTL * 1000
-    state = SessionState(
+    state = SessionCopy(
         session_id=new_session_id(),
         principal="local",
         lease_ms=lease_ms,

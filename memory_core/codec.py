@@ -63,8 +63,3 @@ def encode(value: Any) -> str:
 
 def decode(text: str | bytes) -> Any:
     return json.loads(text)
-
-
-def size(text: str) -> int:
-    """Bytes of the serialized form."""
-    return len(text.encode("utf-8"))

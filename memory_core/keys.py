@@ -12,7 +12,12 @@ import re
 import secrets
 from functools import lru_cache
 
-from memory_core.errors import InvalidArgumentError, InvalidKeyError, NotFoundError
+from memory_core.errors import (
+    InvalidArgumentError,
+    InvalidKeyError,
+    NotFoundError,
+    SessionNotFoundError,
+)
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 CHECKPOINT_ID_RE = re.compile(r"^ck_[A-Za-z0-9_-]{22,64}\.[A-Za-z0-9_-]{22}$")
@@ -50,7 +55,9 @@ def checkpoint_session(checkpoint_id: object) -> str:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _has_control_char(text: str) -> bool:
+def has_control_char(text: str) -> bool:
+    """True when ``text`` holds a control character or a lone surrogate: what no key,
+    pattern or label may contain."""
     return _CONTROL.search(text) is not None
 
 
@@ -69,7 +76,7 @@ def validate_key(key: object, max_length: int) -> str:
         raise InvalidKeyError(
             f"key is {len(key)} characters but at most {max_length} are allowed; use a shorter key"
         )
-    if _has_control_char(key):
+    if has_control_char(key):
         raise InvalidKeyError(
             "key contains control characters (such as newline, tab or NUL); "
             "use printable characters only"
@@ -78,8 +85,6 @@ def validate_key(key: object, max_length: int) -> str:
 
 
 def validate_session_id(session_id: object) -> str:
-    from memory_core.errors import SessionNotFoundError
-
     if not isinstance(session_id, str) or not SESSION_ID_RE.match(session_id):
         raise SessionNotFoundError()
     return session_id
@@ -94,7 +99,7 @@ def validate_pattern(pattern: object) -> str:
         raise InvalidArgumentError(
             f"pattern is {len(pattern)} characters but at most {MAX_PATTERN_LENGTH} are allowed"
         )
-    if _has_control_char(pattern):
+    if has_control_char(pattern):
         raise InvalidArgumentError("pattern contains control characters; remove them")
     return pattern
 

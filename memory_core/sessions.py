@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from memory_core.clock import Clock, SystemClock
+from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError, LimitExceededError
 from memory_core.keys import new_session_id, validate_session_id
@@ -31,7 +31,7 @@ class SessionStore:
     ) -> None:
         self.backend = backend
         self.config = config or backend.config
-        self.clock = clock or getattr(backend, "clock", None) or SystemClock()
+        self.clock = clock or backend.clock
         # sessions this process opened -> (principal, lease ms, last use ms)
         self._owned: dict[str, tuple[str, int, int]] = {}
 

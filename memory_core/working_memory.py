@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from memory_core import codec
 from memory_core.errors import InvalidArgumentError
 from memory_core.keys import (
-    _has_control_char,
     checkpoint_session,
     glob_match,
+    has_control_char,
     new_checkpoint_id,
     validate_key,
     validate_pattern,
@@ -153,7 +153,7 @@ class WorkingMemory:
         if label is not None:
             if not isinstance(label, str):
                 raise InvalidArgumentError("label must be a string")
-            if len(label) > MAX_LABEL_LENGTH or _has_control_char(label):
+            if len(label) > MAX_LABEL_LENGTH or has_control_char(label):
                 raise InvalidArgumentError(
                     f"label must be at most {MAX_LABEL_LENGTH} printable characters"
                 )

@@ -9,15 +9,15 @@ builds Redis clients from a store URL.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import NoBackoff
 
-from memory_core.storage import topology
+from memory_core.storage.redis import client_from_url
 
 
 class Link:
@@ -27,10 +27,12 @@ class Link:
     subscribe_command = "SUBSCRIBE"
     message_type = "message"
 
-    def __init__(self, connect_timeout: float, command_timeout: float) -> None:
+    def __init__(
+        self, client: aioredis.Redis | RedisCluster, connect_timeout: float, command_timeout: float
+    ) -> None:
+        self.client = client
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
-        self.client: aioredis.Redis | RedisCluster
 
     async def publish(self, channel: str, payload: str) -> None:
         await self.client.execute_command(self.publish_command, channel, payload)
@@ -57,16 +59,22 @@ class Link:
 
 
 class SingleLink(Link):
-    def __init__(self, url: str, connect_timeout: float, command_timeout: float) -> None:
-        super().__init__(connect_timeout, command_timeout)
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_connect_timeout": connect_timeout,
-            "socket_timeout": command_timeout,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        self.client = aioredis.Redis.from_url(url, max_connections=4, **options)
-        self._pool = aioredis.ConnectionPool.from_url(url, protocol=2, **options)
+    """One Redis server (``redis://``, ``rediss://``, ``unix://``)."""
+
+    def __init__(
+        self, url: str, client: aioredis.Redis, connect_timeout: float, command_timeout: float
+    ) -> None:
+        super().__init__(client, connect_timeout, command_timeout)
+        # A RESP2 pool only to describe the subscriber connection: the URL's kind of
+        # connection (TCP, TLS or a Unix socket) with its credentials.
+        self._pool = aioredis.ConnectionPool.from_url(
+            url,
+            protocol=2,
+            decode_responses=True,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=command_timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
         pool = self._pool
@@ -74,49 +82,43 @@ class SingleLink(Link):
 
 
 class SentinelLink(Link):
-    def __init__(self, url: str, connect_timeout: float, command_timeout: float) -> None:
-        super().__init__(connect_timeout, command_timeout)
-        self.parsed = topology.parse_url(url)
-        self.client = topology.connect(
-            url,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            max_connections=4,
-            pool_timeout=command_timeout,
-        )
+    """The master a Sentinel group names: subscribe on whichever node that is now."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        pool: SentinelConnectionPool,
+        connect_timeout: float,
+        command_timeout: float,
+    ) -> None:
+        super().__init__(client, connect_timeout, command_timeout)
+        self._pool = pool
 
     async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
-        assert isinstance(self.client, topology.SentinelMasterClient)
-        assert self.parsed.service is not None
-        host, port = await self.client.sentinel_manager.discover_master(self.parsed.service)
+        pool = self._pool
+        host, port = await pool.sentinel_manager.discover_master(pool.service_name)
+        options = pool.connection_kwargs
         return self._connection(
             host,
             int(port),
-            db=self.parsed.db,
-            username=self.parsed.username,
-            password=self.parsed.password,
+            db=options.get("db", 0),
+            username=options.get("username"),
+            password=options.get("password"),
         )
 
 
 class ClusterLink(Link):
+    """Redis Cluster: sharded pub/sub on the master of the channel's slot."""
+
     publish_command = "SPUBLISH"
     subscribe_command = "SSUBSCRIBE"
     message_type = "smessage"
 
-    def __init__(self, url: str, connect_timeout: float, command_timeout: float) -> None:
-        super().__init__(connect_timeout, command_timeout)
-        self.parsed = topology.parse_url(url)
-        self.cluster = topology.connect(
-            url,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-            max_connections=4,
-            pool_timeout=command_timeout,
-        )
-        self.client = self.cluster
+    def __init__(self, cluster: RedisCluster, connect_timeout: float, command_timeout: float):
+        super().__init__(cluster, connect_timeout, command_timeout)
+        self.cluster = cluster
 
     async def subscriber(self, channel: str, refresh: bool) -> AbstractConnection:
-        assert isinstance(self.cluster, RedisCluster)
         if refresh:  # the slot may have moved (failover): ask the cluster again
             await self.cluster.nodes_manager.initialize()
         else:
@@ -124,15 +126,31 @@ class ClusterLink(Link):
         node = self.cluster.get_node_from_key(channel)
         if node is None:  # pragma: no cover - get_node_from_key raises instead
             raise ConnectionError("no node serves the events channel")
+        options = self.cluster.nodes_manager.connection_kwargs
         return self._connection(
-            node.host, int(node.port), username=self.parsed.username, password=self.parsed.password
+            node.host,
+            int(node.port),
+            username=options.get("username"),
+            password=options.get("password"),
         )
 
 
 def link_for(url: str, connect_timeout: float, command_timeout: float) -> Link:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == topology.CLUSTER_SCHEME:
-        return ClusterLink(url, connect_timeout, command_timeout)
-    if scheme == topology.SENTINEL_SCHEME:
-        return SentinelLink(url, connect_timeout, command_timeout)
-    return SingleLink(url, connect_timeout, command_timeout)
+    """The link for a store URL; the client comes from memory_core, which owns what a
+    store URL means (so the bus reaches the same Redis as the store, by the same rules).
+
+    Raises:
+        InvalidArgumentError: a cluster or sentinel URL is malformed.
+    """
+    client = client_from_url(
+        url,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        max_connections=4,
+        pool_timeout=command_timeout,
+    )
+    if isinstance(client, RedisCluster):
+        return ClusterLink(client, connect_timeout, command_timeout)
+    if isinstance(client.connection_pool, SentinelConnectionPool):
+        return SentinelLink(client, client.connection_pool, connect_timeout, command_timeout)
+    return SingleLink(url, client, connect_timeout, command_timeout)

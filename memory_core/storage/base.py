@@ -14,10 +14,21 @@ A backend stores sessions. Every method is one atomic step: on Redis one script
 * a limit that would be exceeded raises ``LimitExceededError``/``ValueTooLargeError``
   and changes nothing;
 * a backend that cannot reach its storage raises ``StorageUnavailableError``
-  (driver errors are wrapped, never leaked).
+  (driver errors are wrapped, never leaked);
+* every backend has a ``clock``: the time this process reads (``TaskState.updated_at``,
+  the leases a ``SessionStore`` tracks). A store that keeps its own time (Redis
+  ``TIME``) still decides expiry by that time.
 
 Checkpoint snapshots have one JSON shape on every backend (see ``Snapshot``), so a
 checkpoint can move between backends (the fallback mirror relies on this).
+
+Two optional capabilities extend the contract; the circuit breaker and the fallback
+(``storage.fallback``) need them and nothing else about the backends they compose:
+
+* ``PrimaryBackend``: a store outside this process that can be probed (ping, the
+  identity of the server process to detect restarts, dropping pooled connections);
+* ``MirrorBackend``: a store held in this process that can list, hold and forget
+  sessions without awaiting.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from memory_core.clock import Clock, SystemClock
 from memory_core.config import StoreConfig
 from memory_core.errors import ValueTooLargeError
 from memory_core.models import CheckpointInfo, Health, Usage
@@ -45,7 +57,7 @@ class StoredCheckpoint:
 
 
 @dataclass(slots=True)
-class SessionState:
+class SessionCopy:
     """Everything a backend holds for one session: used to copy sessions between
     backends (fallback mirror load and write-back)."""
 
@@ -60,11 +72,13 @@ class SessionState:
 
 
 class Backend(ABC):
-    """Storage for sessions. Implementations: memory, redis, fallback."""
+    """Storage for sessions. Implementations: memory, redis, the circuit breaker and
+    its fallback variant."""
 
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.limits = config.limits
+        self.clock: Clock = clock or SystemClock()
 
     def check_size(self, limit: str, text: str) -> None:
         """Raise ``ValueTooLargeError`` when ``text`` is over the byte limit ``limit``
@@ -171,9 +185,62 @@ class Backend(ABC):
 
     # copying whole sessions (fallback mirror) -----------------------------------
     @abstractmethod
-    async def export_session(self, session_id: str) -> SessionState | None: ...
+    async def export_session(self, session_id: str) -> SessionCopy | None: ...
 
     @abstractmethod
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         """Write ``state`` as the whole session, replacing what is there (or only
         when the session does not exist). True if written."""
+
+
+class PrimaryBackend(Backend):
+    """Capability: a backend over a store outside this process that can be probed.
+
+    What a circuit breaker guards (``fallback.CircuitBreakerBackend``). None of these
+    methods raises: each answers for a store that does not answer.
+    """
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers now."""
+
+    @abstractmethod
+    async def server_id(self) -> str | None:
+        """Identity of the store's server process(es): it changes when the store
+        restarts or fails over, which is when data may have been lost. None when the
+        store does not answer."""
+
+    @abstractmethod
+    async def drop_idle_connections(self) -> None:
+        """Close the pooled connections not in use. After an outage they may lead to a
+        server that is gone (killed, restarted, failed over); new ones are opened on
+        demand."""
+
+
+class MirrorBackend(Backend):
+    """Capability: a backend held in this process that can list, hold and forget
+    sessions, each in one synchronous step (no await, so atomic on the event loop).
+
+    What ``fallback.FallbackBackend`` serves from while its primary is unreachable.
+    """
+
+    @abstractmethod
+    def session_ids(self) -> list[str]:
+        """Every session held, live or expired but not yet reclaimed."""
+
+    @abstractmethod
+    def knows_session(self, session_id: str) -> bool:
+        """Held here, live or expired but not yet reclaimed."""
+
+    @abstractmethod
+    def has_session(self, session_id: str) -> bool:
+        """Held here and live."""
+
+    @abstractmethod
+    def refresh_lease(self, session_id: str) -> bool:
+        """Extend a held session's lease without any other check (the mirror follows
+        a primary that already decided). False when the session is not held."""
+
+    @abstractmethod
+    def forget_session(self, session_id: str) -> None:
+        """Drop the live state held for a session (its checkpoints stay)."""

@@ -1,4 +1,5 @@
-"""Build a backend from a URL: the one place that knows every backend."""
+"""Build a backend from a URL: the one place that knows every backend and composes
+the circuit breaker and its fallback mirror."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from urllib.parse import urlsplit
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError
-from memory_core.storage.base import Backend
+from memory_core.storage.base import Backend, PrimaryBackend
+from memory_core.storage.fallback import CircuitBreakerBackend, FallbackBackend
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -27,9 +29,9 @@ def backend_from_url(
     * ``redis://``, ``rediss://``, ``unix://`` -- one Redis server.
     * ``redis+cluster://host:port[,host:port...]`` -- Redis Cluster (any of its nodes).
     * ``redis+sentinel://host:port[,host:port...]/service_name`` -- the master of
-      ``service_name`` as Redis Sentinel names it (see ``storage.topology``).
+      ``service_name`` as Redis Sentinel names it (see ``storage.redis.topology``).
 
-    Every Redis kind sits behind a circuit breaker (``FallbackBackend``).
+    Every Redis kind sits behind a circuit breaker (see ``compose_breaker``).
 
     Args:
         fallback: what callers get while Redis is unreachable. True serves them from an
@@ -50,20 +52,61 @@ def backend_from_url(
         from memory_core.storage.memory import MemoryBackend
 
         return MemoryBackend(config, clock=clock)
-    from memory_core.storage.topology import TOPOLOGY_SCHEMES
+    from memory_core.storage.redis.topology import TOPOLOGY_SCHEMES
 
     if scheme in REDIS_SCHEMES or scheme in TOPOLOGY_SCHEMES:
         from memory_core.storage.redis import RedisBackend
 
         redis = RedisBackend(
-            config, url, connect_timeout=connect_timeout, command_timeout=command_timeout
+            config,
+            url,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            clock=clock,
         )
-        from memory_core.storage.fallback import FallbackBackend
-
         if fallback is None:
             fallback = scheme in REDIS_SCHEMES
-        return FallbackBackend(config, redis, fallback=fallback, clock=clock)
+        return compose_breaker(config, redis, fallback=fallback)
     raise InvalidArgumentError(
         f"unsupported store URL scheme {scheme!r}; use memory://, redis://, rediss://, "
         "unix://, redis+cluster:// or redis+sentinel://"
+    )
+
+
+def compose_breaker(
+    config: StoreConfig,
+    primary: PrimaryBackend,
+    *,
+    fallback: bool = True,
+    clock: Clock | None = None,
+    probe_min_seconds: float = 0.1,
+    probe_max_seconds: float = 1.0,
+) -> CircuitBreakerBackend:
+    """Put ``primary`` behind a circuit breaker.
+
+    Args:
+        fallback: True gives a ``FallbackBackend`` that serves an in-process mirror
+            (a ``MemoryBackend``) while the breaker is open; False a
+            ``CircuitBreakerBackend`` that fails closed.
+        clock: the breaker's and the mirror's clock (default: the primary's).
+        probe_min_seconds, probe_max_seconds: the backoff of the probe while open.
+    """
+    clock = clock or primary.clock
+    if not fallback:
+        return CircuitBreakerBackend(
+            config,
+            primary,
+            clock=clock,
+            probe_min_seconds=probe_min_seconds,
+            probe_max_seconds=probe_max_seconds,
+        )
+    from memory_core.storage.memory import MemoryBackend
+
+    return FallbackBackend(
+        config,
+        primary,
+        MemoryBackend(config, clock=clock),
+        clock=clock,
+        probe_min_seconds=probe_min_seconds,
+        probe_max_seconds=probe_max_seconds,
     )

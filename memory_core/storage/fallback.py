@@ -1,13 +1,19 @@
-"""Redis primary with an honest, lossless in-memory fallback and a circuit breaker.
+"""Redis behind a circuit breaker, failing closed or serving an honest, lossless
+in-process fallback.
+
+Two backends, composed by ``storage.factory`` and typed only against the contract and
+its capabilities (``storage.base``): ``CircuitBreakerBackend`` guards a
+``PrimaryBackend`` and fails closed; ``FallbackBackend`` is the same breaker with a
+``MirrorBackend`` it serves from instead.
 
 How it works:
 
-* **Mirror.** Every write that Redis acknowledges is applied to an in-process
-  ``MemoryBackend`` too (same operation, same arguments; both backends pass one
-  contract suite), so the mirror holds the sessions this process uses. A session
-  first touched here but opened elsewhere is copied into the mirror on first use.
-  Operations on one session are serialized by a per-session lock, so Redis and the
-  mirror apply them in the same order.
+* **Mirror.** Every write that Redis acknowledges is applied to the in-process mirror
+  too (same operation, same arguments; both backends pass one contract suite), so the
+  mirror holds the sessions this process uses. A session first touched here but opened
+  elsewhere is copied into the mirror on first use. Operations on one session are
+  serialized by a per-session lock, so Redis and the mirror apply them in the same
+  order.
 * **Outage.** The first operation that fails to reach Redis (refused, reset,
   timeout) trips the breaker: that operation and all later ones are served from the
   mirror, without an error to the caller, and the sessions they change are marked
@@ -18,9 +24,14 @@ How it works:
   torn down during the outage are torn down in Redis, and only then the breaker
   closes. If two processes wrote the same session during an outage, the last one to
   write back wins for that session as a whole.
-* **Fail closed.** With ``fallback=False`` there is no mirror: while the breaker is
-  open calls fail at once with ``StorageUnavailableError`` instead of waiting for a
-  timeout each.
+* **Fail closed.** Without a mirror (``CircuitBreakerBackend``, ``fallback=False``)
+  calls fail at once with ``StorageUnavailableError`` while the breaker is open,
+  instead of waiting for a timeout each.
+
+Every operation takes one path (``_route``): it declares what it is (an ``Op``) and
+hands over a callable that runs it on a backend. The ``Op`` decides the rest: the lock,
+copying the session into the mirror, following Redis in the mirror, and what an
+outage records (dirty sessions, sessions closed meanwhile).
 """
 
 from __future__ import annotations
@@ -29,23 +40,47 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from enum import Enum
+from typing import Any, TypeVar
 
-from memory_core.clock import Clock, SystemClock
+from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import SessionNotFoundError, StorageUnavailableError, WorkingMemoryError
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage.base import Backend, SessionRef, SessionState
-from memory_core.storage.memory import MemoryBackend
-from memory_core.storage.redis import RedisBackend
+from memory_core.storage.base import (
+    Backend,
+    MirrorBackend,
+    PrimaryBackend,
+    SessionCopy,
+    SessionRef,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Call = Callable[[Backend], Awaitable[T]]
 
 OUTAGE_UNKNOWN_SESSION = (
     "the memory store is temporarily unavailable and this session is not held by this "
     "server; retry in a few seconds"
 )
+
+
+class Op(Enum):
+    """What an operation does to its session."""
+
+    READ = "read"  # reads a live session (and refreshes its lease)
+    WRITE = "write"  # changes a live session
+    OPEN = "open"  # creates a session
+    CLOSE = "close"  # removes a session's live state
+    COPY_OUT = "copy_out"  # exports a whole session
+    COPY_IN = "copy_in"  # imports a whole session
+
+    @property
+    def on_live_session(self) -> bool:
+        """Needs the session to exist: it is copied into the mirror on first use, a
+        "not found" from Redis is checked against a restart, and in an outage a
+        session the mirror does not hold is refused."""
+        return self in (Op.READ, Op.WRITE)
 
 
 def _failed(exc: StorageUnavailableError) -> str:
@@ -54,30 +89,30 @@ def _failed(exc: StorageUnavailableError) -> str:
     return "a Redis call failed" + (f" ({type(cause).__name__})" if cause else "")
 
 
-class FallbackBackend(Backend):
-    """See the module docstring. ``mode`` is ``redis`` or ``fallback``."""
+class CircuitBreakerBackend(Backend):
+    """A primary behind a circuit breaker that fails closed (see the module docstring).
+
+    ``mode`` is ``redis`` while the breaker is closed and ``fallback`` while it is open.
+    """
+
+    fallback_enabled = False
+    mirror: MirrorBackend | None = None
+    _while_open = "failing closed"  # for the log line of the switch
+    _open_detail = "Redis is unreachable; requests fail until it is back"  # for health
 
     def __init__(
         self,
         config: StoreConfig,
-        primary: RedisBackend,
+        primary: PrimaryBackend,
         *,
-        fallback: bool = True,
         clock: Clock | None = None,
         probe_min_seconds: float = 0.1,
         probe_max_seconds: float = 1.0,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, clock)
         self.primary = primary
-        self.clock = clock or SystemClock()
-        self.fallback_enabled = fallback
-        self.mirror: MemoryBackend | None = (
-            MemoryBackend(config, clock=self.clock) if fallback else None
-        )
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_floor = 1024
-        self._dirty: set[str] = set()
-        self._closed_in_outage: dict[str, str] = {}
         self._redis_up = True
         self._server_id: str | None = None
         self._probe_min = probe_min_seconds
@@ -94,29 +129,22 @@ class FallbackBackend(Backend):
 
     # lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        if self.mirror is not None:
-            await self.mirror.start()
         self._server_id = await self.primary.server_id()
         if self._server_id is None:
             self._trip("Redis is unreachable at startup")
 
     async def close(self) -> None:
+        await self._stop_probing()
+        await self.primary.close()
+
+    async def _stop_probing(self) -> None:
         if self._prober is not None:
             self._prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prober
             self._prober = None
-        if self.mirror is not None:
-            await self.mirror.close()
-        await self.primary.close()
 
     async def health(self) -> Health:
-        if self._redis_up:
-            detail = None
-        elif self.fallback_enabled:
-            detail = "Redis is unreachable; serving from the in-process fallback"
-        else:
-            detail = "Redis is unreachable; requests fail until it is back"
         return Health(
             mode=self.mode,
             healthy=self._redis_up or self.fallback_enabled,
@@ -126,7 +154,7 @@ class FallbackBackend(Backend):
             fallbacks=self.fallbacks,
             write_backs=self.write_backs,
             write_back_sessions=self.write_back_sessions,
-            detail=detail,
+            detail=None if self._redis_up else self._open_detail,
         )
 
     # breaker -----------------------------------------------------------------------
@@ -136,11 +164,7 @@ class FallbackBackend(Backend):
         self._redis_up = False
         self.fallbacks += 1
         self.last_switch_ms = self.clock.now_ms()
-        log.warning(
-            "store mode redis -> fallback: %s (%s)",
-            why,
-            "serving from memory" if self.fallback_enabled else "failing closed",
-        )
+        log.warning("store mode redis -> fallback: %s (%s)", why, self._while_open)
         if self._prober is None or self._prober.done():
             self._prober = asyncio.create_task(self._probe_loop(), name="wm-redis-probe")
 
@@ -170,8 +194,6 @@ class FallbackBackend(Backend):
         """Copy the outage's changes to Redis. Returns with nothing dirty left; the
         caller flips the breaker without awaiting in between, so no write can slip
         into the mirror unseen."""
-        mirror = self.mirror
-        written = 0
         server_id = await self.primary.server_id()
         if server_id is None:
             raise StorageUnavailableError()
@@ -179,37 +201,83 @@ class FallbackBackend(Backend):
         # sessions changed meanwhile need writing. Restarted or failed over: also put
         # back every held session it no longer has (never overwriting one it has,
         # and never resurrecting one another process closed while Redis kept running).
-        restarted = server_id != self._server_id
-        # Until nothing is left: every await below lets calls change the mirror (the
-        # breaker is still open), and those changes must be written too.
-        first = True
-        while first or self._dirty or self._closed_in_outage:
-            if mirror is None:
-                targets = []
-            elif first and restarted:
-                targets = mirror.session_ids()
-            else:
-                targets = list(self._dirty)
-            first = False
-            for sid in targets:
-                assert mirror is not None
-                async with self._lock(sid):
-                    dirty = sid in self._dirty
-                    state = await mirror.export_session(sid)
-                    if state is not None and await self.primary.import_session(
-                        state, only_if_missing=not dirty
-                    ):
-                        written += 1
-                    self._dirty.discard(sid)
-            for sid, principal in list(self._closed_in_outage.items()):
-                await self.primary.close_session(SessionRef(sid, principal))
-                self._closed_in_outage.pop(sid, None)
+        written = await self._restore(restarted=server_id != self._server_id)
         self._server_id = server_id
         self.write_backs += 1
         self.write_back_sessions += written
         log.info("write-back: %d session(s) written to Redis", written)
 
-    # plumbing ------------------------------------------------------------------------
+    async def _restore(self, *, restarted: bool) -> int:
+        """Write what the outage changed to Redis; return the sessions written. Without
+        a mirror nothing changed."""
+        return 0
+
+    # the one dispatch path -----------------------------------------------------------
+    async def _route(
+        self,
+        op: Op,
+        ref: SessionRef,
+        call: Call[T],
+        *,
+        follow: Call[Any] | None = None,
+    ) -> T:
+        """Run ``call`` on Redis while the breaker is closed, else as the breaker decides
+        (fail closed, or serve the mirror).
+
+        Args:
+            op: what the operation is; decides everything else.
+            ref: the session it is about (``principal`` matters only for ``CLOSE``).
+            call: runs the operation on a backend (Redis, or the mirror).
+            follow: what the mirror applies after Redis acknowledged (default ``call``).
+        """
+        if op is Op.COPY_OUT or (op is Op.READ and self._reads_unlocked(ref.session_id)):
+            # Reads change nothing in the mirror but its lease, so they need no ordering
+            # with writes: skip the lock on the hot path.
+            return await self._dispatch(op, ref, call, follow or call)
+        async with self._lock(ref.session_id):
+            return await self._dispatch(op, ref, call, follow or call)
+
+    async def _dispatch(self, op: Op, ref: SessionRef, call: Call[T], follow: Call[Any]) -> T:
+        if self._redis_up:
+            try:
+                if op.on_live_session:
+                    await self._ensure_mirrored(ref.session_id)
+                result = await call(self.primary)
+            except StorageUnavailableError as exc:
+                self._trip(_failed(exc))
+            except SessionNotFoundError:
+                if not (op.on_live_session and await self._lost_by_restart(ref.session_id)):
+                    raise
+                self._trip("Redis restarted and lost sessions held here")
+            else:
+                await self._follow(op, ref, follow, result)
+                return result
+        return await self._serve_open(op, ref, call)
+
+    # what the mirror adds (FallbackBackend); without one these do nothing ----------------
+    def _reads_unlocked(self, session_id: str) -> bool:
+        """May a read skip the session's lock?"""
+        return True
+
+    def _holds(self, session_id: str) -> bool:
+        """Does the mirror hold the session (so its lock must stay)?"""
+        return False
+
+    async def _ensure_mirrored(self, session_id: str) -> None:
+        """Copy a session opened elsewhere into the mirror before its first use here."""
+
+    async def _lost_by_restart(self, session_id: str) -> bool:
+        """Did Redis lose a session the mirror holds by restarting?"""
+        return False
+
+    async def _follow(self, op: Op, ref: SessionRef, follow: Call[Any], result: object) -> None:
+        """Apply an operation Redis acknowledged to the mirror."""
+
+    async def _serve_open(self, op: Op, ref: SessionRef, call: Call[T]) -> T:
+        """Serve an operation while the breaker is open: fail closed."""
+        raise StorageUnavailableError()
+
+    # locks ---------------------------------------------------------------------------
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)
         if lock is None:
@@ -222,73 +290,169 @@ class FallbackBackend(Backend):
     def _prune_locks(self) -> None:
         """Drop locks of sessions no longer held and not in use, so the table stays
         proportional to the sessions this process serves."""
-        mirror = self.mirror
         for sid in [
-            sid
-            for sid, lock in self._locks.items()
-            if not lock.locked() and (mirror is None or not mirror.knows_session(sid))
+            sid for sid, lock in self._locks.items() if not lock.locked() and not self._holds(sid)
         ]:
             del self._locks[sid]
         self._lock_floor = max(1024, len(self._locks))
 
-    def _unavailable(self) -> StorageUnavailableError:
-        return StorageUnavailableError()
+    # sessions ------------------------------------------------------------------------
+    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
+        await self._route(Op.OPEN, ref, lambda b: b.open_session(ref, lease_ms))
+
+    async def touch(self, ref: SessionRef) -> int:
+        return await self._route(Op.READ, ref, lambda b: b.touch(ref))
+
+    async def close_session(self, ref: SessionRef) -> bool:
+        return await self._route(Op.CLOSE, ref, lambda b: b.close_session(ref))
+
+    async def usage(self, ref: SessionRef) -> Usage:
+        return await self._route(Op.READ, ref, lambda b: b.usage(ref))
+
+    # variables -----------------------------------------------------------------------
+    async def set(self, ref: SessionRef, key: str, value: str, ttl_ms: int | None) -> None:
+        await self._route(Op.WRITE, ref, lambda b: b.set(ref, key, value, ttl_ms))
+
+    async def get(self, ref: SessionRef, key: str) -> tuple[str, int | None] | None:
+        return await self._route(Op.READ, ref, lambda b: b.get(ref, key))
+
+    async def delete(self, ref: SessionRef, key: str) -> bool:
+        return await self._route(Op.WRITE, ref, lambda b: b.delete(ref, key))
+
+    async def exists(self, ref: SessionRef, key: str) -> bool:
+        return await self._route(Op.READ, ref, lambda b: b.exists(ref, key))
+
+    async def keys(self, ref: SessionRef) -> list[str]:
+        return await self._route(Op.READ, ref, lambda b: b.keys(ref))
+
+    async def items(self, ref: SessionRef) -> dict[str, tuple[str, int | None]]:
+        return await self._route(Op.READ, ref, lambda b: b.items(ref))
+
+    async def clear(self, ref: SessionRef) -> int:
+        return await self._route(Op.WRITE, ref, lambda b: b.clear(ref))
+
+    # task state and scratchpad -------------------------------------------------------
+    async def set_task(self, ref: SessionRef, task: str) -> None:
+        await self._route(Op.WRITE, ref, lambda b: b.set_task(ref, task))
+
+    async def get_task(self, ref: SessionRef) -> str | None:
+        return await self._route(Op.READ, ref, lambda b: b.get_task(ref))
+
+    async def append_scratchpad(self, ref: SessionRef, entry: str) -> int:
+        return await self._route(Op.WRITE, ref, lambda b: b.append_scratchpad(ref, entry))
+
+    async def get_scratchpad(
+        self, ref: SessionRef, start: int = 0, count: int | None = None
+    ) -> tuple[list[str], int]:
+        return await self._route(Op.READ, ref, lambda b: b.get_scratchpad(ref, start, count))
+
+    # checkpoints ---------------------------------------------------------------------
+    async def create_checkpoint(
+        self, ref: SessionRef, checkpoint_id: str, label: str | None
+    ) -> tuple[CheckpointInfo, list[str]]:
+        return await self._route(
+            Op.WRITE, ref, lambda b: b.create_checkpoint(ref, checkpoint_id, label)
+        )
+
+    async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
+        await self._route(Op.WRITE, ref, lambda b: b.restore_checkpoint(ref, checkpoint_id))
+
+    async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
+        return await self._route(Op.READ, ref, lambda b: b.list_checkpoints(ref))
+
+    async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
+        return await self._route(Op.WRITE, ref, lambda b: b.delete_checkpoint(ref, checkpoint_id))
+
+    # copying whole sessions ------------------------------------------------------------
+    async def export_session(self, session_id: str) -> SessionCopy | None:
+        # A copy is addressed by its id alone: no principal to check.
+        ref = SessionRef(session_id, principal="")
+        return await self._route(Op.COPY_OUT, ref, lambda b: b.export_session(session_id))
+
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
+        return await self._route(
+            Op.COPY_IN,
+            SessionRef(state.session_id, state.principal),
+            lambda b: b.import_session(state, only_if_missing=only_if_missing),
+            # Once Redis holds exactly ``state``, so must the mirror.
+            follow=lambda b: b.import_session(state, only_if_missing=False),
+        )
+
+
+class FallbackBackend(CircuitBreakerBackend):
+    """The circuit breaker with a mirror: while the breaker is open, calls are served
+    from the mirror and written back when Redis answers again (see the module
+    docstring)."""
+
+    fallback_enabled = True
+    _while_open = "serving from memory"
+    _open_detail = "Redis is unreachable; serving from the in-process fallback"
+
+    def __init__(
+        self,
+        config: StoreConfig,
+        primary: PrimaryBackend,
+        mirror: MirrorBackend,
+        *,
+        clock: Clock | None = None,
+        probe_min_seconds: float = 0.1,
+        probe_max_seconds: float = 1.0,
+    ) -> None:
+        super().__init__(
+            config,
+            primary,
+            clock=clock,
+            probe_min_seconds=probe_min_seconds,
+            probe_max_seconds=probe_max_seconds,
+        )
+        self.mirror: MirrorBackend = mirror
+        self._dirty: set[str] = set()
+        self._closed_in_outage: dict[str, str] = {}
+
+    async def start(self) -> None:
+        await self.mirror.start()
+        await super().start()
+
+    async def close(self) -> None:
+        await self._stop_probing()
+        await self.mirror.close()
+        await super().close()
+
+    async def _restore(self, *, restarted: bool) -> int:
+        mirror = self.mirror
+        written = 0
+        # Until nothing is left: every await below lets calls change the mirror (the
+        # breaker is still open), and those changes must be written too.
+        first = True
+        while first or self._dirty or self._closed_in_outage:
+            targets = mirror.session_ids() if first and restarted else list(self._dirty)
+            first = False
+            for sid in targets:
+                async with self._lock(sid):
+                    dirty = sid in self._dirty
+                    copy = await mirror.export_session(sid)
+                    if copy is not None and await self.primary.import_session(
+                        copy, only_if_missing=not dirty
+                    ):
+                        written += 1
+                    self._dirty.discard(sid)
+            for sid, principal in list(self._closed_in_outage.items()):
+                await self.primary.close_session(SessionRef(sid, principal))
+                self._closed_in_outage.pop(sid, None)
+        return written
+
+    def _reads_unlocked(self, session_id: str) -> bool:
+        return self.mirror.has_session(session_id)
+
+    def _holds(self, session_id: str) -> bool:
+        return self.mirror.knows_session(session_id)
 
     async def _ensure_mirrored(self, session_id: str) -> None:
-        mirror = self.mirror
-        if mirror is None or mirror.has_session(session_id):
+        if self.mirror.has_session(session_id):
             return
-        state = await self.primary.export_session(session_id)
-        if state is not None:
-            await mirror.import_session(state, only_if_missing=False)
-
-    async def _call(
-        self,
-        ref: SessionRef,
-        op: Callable[[Backend], Awaitable[T]],
-        *,
-        write: bool,
-    ) -> T:
-        mirror = self.mirror
-        if not write and (mirror is None or mirror.has_session(ref.session_id)):
-            # Reads change nothing in the mirror but its lease, so they need no ordering
-            # with writes: skip the lock on the hot path.
-            return await self._dispatch(ref, op, write=False)
-        async with self._lock(ref.session_id):
-            return await self._dispatch(ref, op, write=write)
-
-    async def _dispatch(
-        self,
-        ref: SessionRef,
-        op: Callable[[Backend], Awaitable[T]],
-        *,
-        write: bool,
-    ) -> T:
-        mirror = self.mirror
-        if self._redis_up:
-            try:
-                await self._ensure_mirrored(ref.session_id)
-                result = await op(self.primary)
-            except StorageUnavailableError as exc:
-                self._trip(_failed(exc))
-            except SessionNotFoundError:
-                if not await self._lost_by_restart(ref.session_id):
-                    raise
-                self._trip("Redis restarted and lost sessions held here")
-            else:
-                if mirror is not None:
-                    await self._follow(ref, op, write)
-                return result
-        if mirror is None:
-            raise self._unavailable()
-        if not mirror.knows_session(ref.session_id):
-            if ref.session_id in self._closed_in_outage:
-                raise SessionNotFoundError()
-            raise StorageUnavailableError(OUTAGE_UNKNOWN_SESSION)
-        result = await op(mirror)
-        if write:
-            self._dirty.add(ref.session_id)
-        return result
+        copy = await self.primary.export_session(session_id)
+        if copy is not None:
+            await self.mirror.import_session(copy, only_if_missing=False)
 
     async def _lost_by_restart(self, session_id: str) -> bool:
         """Redis does not know a session the mirror holds live: was it lost because Redis
@@ -296,151 +460,39 @@ class FallbackBackend(Backend):
         down? Then the outage path puts it back (serve from the mirror, write back).
         Otherwise (same Redis process) it was closed or expired elsewhere: Redis is the
         truth."""
-        mirror = self.mirror
-        if mirror is None or not mirror.has_session(session_id):
+        if not self.mirror.has_session(session_id):
             return False
         server_id = await self.primary.server_id()
         return server_id != self._server_id
 
-    async def _follow(
-        self, ref: SessionRef, op: Callable[[Backend], Awaitable[T]], write: bool
-    ) -> None:
+    async def _follow(self, op: Op, ref: SessionRef, follow: Call[Any], result: object) -> None:
         """Apply an operation Redis acknowledged to the mirror (or just refresh its lease)."""
         mirror = self.mirror
-        assert mirror is not None
+        if op is Op.COPY_OUT or (op is Op.COPY_IN and not result):
+            return
         try:
-            if write:
-                await op(mirror)
-            elif not mirror.refresh_lease(ref.session_id):
-                return
+            if op is Op.READ:
+                mirror.refresh_lease(ref.session_id)
+            else:
+                await follow(mirror)
         except WorkingMemoryError:
             # The mirror disagrees with Redis (for instance the session was changed by
             # another process). Redis is the truth: drop the copy, reload on next use.
             mirror.forget_session(ref.session_id)
 
-    # sessions ------------------------------------------------------------------------
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        async with self._lock(ref.session_id):
-            if self._redis_up:
-                try:
-                    await self.primary.open_session(ref, lease_ms)
-                except StorageUnavailableError as exc:
-                    self._trip(_failed(exc))
-                else:
-                    if self.mirror is not None:
-                        await self.mirror.open_session(ref, lease_ms)
-                    return
-            if self.mirror is None:
-                raise self._unavailable()
-            await self.mirror.open_session(ref, lease_ms)
-            self._dirty.add(ref.session_id)
-
-    async def touch(self, ref: SessionRef) -> int:
-        return await self._call(ref, lambda b: b.touch(ref), write=False)
-
-    async def close_session(self, ref: SessionRef) -> bool:
-        async with self._lock(ref.session_id):
-            if self._redis_up:
-                try:
-                    closed = await self.primary.close_session(ref)
-                except StorageUnavailableError as exc:
-                    self._trip(_failed(exc))
-                else:
-                    if self.mirror is not None:
-                        await self.mirror.close_session(ref)
-                    return closed
-            if self.mirror is None:
-                raise self._unavailable()
-            closed = await self.mirror.close_session(ref)
-            if closed:
-                self._dirty.discard(ref.session_id)
-                self._closed_in_outage[ref.session_id] = ref.principal
-            return closed
-
-    async def usage(self, ref: SessionRef) -> Usage:
-        return await self._call(ref, lambda b: b.usage(ref), write=False)
-
-    # variables -----------------------------------------------------------------------
-    async def set(self, ref: SessionRef, key: str, value: str, ttl_ms: int | None) -> None:
-        await self._call(ref, lambda b: b.set(ref, key, value, ttl_ms), write=True)
-
-    async def get(self, ref: SessionRef, key: str) -> tuple[str, int | None] | None:
-        return await self._call(ref, lambda b: b.get(ref, key), write=False)
-
-    async def delete(self, ref: SessionRef, key: str) -> bool:
-        return await self._call(ref, lambda b: b.delete(ref, key), write=True)
-
-    async def exists(self, ref: SessionRef, key: str) -> bool:
-        return await self._call(ref, lambda b: b.exists(ref, key), write=False)
-
-    async def keys(self, ref: SessionRef) -> list[str]:
-        return await self._call(ref, lambda b: b.keys(ref), write=False)
-
-    async def items(self, ref: SessionRef) -> dict[str, tuple[str, int | None]]:
-        return await self._call(ref, lambda b: b.items(ref), write=False)
-
-    async def clear(self, ref: SessionRef) -> int:
-        return await self._call(ref, lambda b: b.clear(ref), write=True)
-
-    # task state and scratchpad -------------------------------------------------------
-    async def set_task(self, ref: SessionRef, task: str) -> None:
-        await self._call(ref, lambda b: b.set_task(ref, task), write=True)
-
-    async def get_task(self, ref: SessionRef) -> str | None:
-        return await self._call(ref, lambda b: b.get_task(ref), write=False)
-
-    async def append_scratchpad(self, ref: SessionRef, entry: str) -> int:
-        return await self._call(ref, lambda b: b.append_scratchpad(ref, entry), write=True)
-
-    async def get_scratchpad(
-        self, ref: SessionRef, start: int = 0, count: int | None = None
-    ) -> tuple[list[str], int]:
-        return await self._call(ref, lambda b: b.get_scratchpad(ref, start, count), write=False)
-
-    # checkpoints ---------------------------------------------------------------------
-    async def create_checkpoint(
-        self, ref: SessionRef, checkpoint_id: str, label: str | None
-    ) -> tuple[CheckpointInfo, list[str]]:
-        return await self._call(
-            ref, lambda b: b.create_checkpoint(ref, checkpoint_id, label), write=True
-        )
-
-    async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
-        await self._call(ref, lambda b: b.restore_checkpoint(ref, checkpoint_id), write=True)
-
-    async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
-        return await self._call(ref, lambda b: b.list_checkpoints(ref), write=False)
-
-    async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
-        return await self._call(ref, lambda b: b.delete_checkpoint(ref, checkpoint_id), write=True)
-
-    # copying whole sessions ------------------------------------------------------------
-    async def export_session(self, session_id: str) -> SessionState | None:
-        if self._redis_up:
-            try:
-                return await self.primary.export_session(session_id)
-            except StorageUnavailableError as exc:
-                self._trip(_failed(exc))
-        if self.mirror is None:
-            raise self._unavailable()
-        return await self.mirror.export_session(session_id)
-
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
-        async with self._lock(state.session_id):
-            if self._redis_up:
-                try:
-                    written = await self.primary.import_session(
-                        state, only_if_missing=only_if_missing
-                    )
-                except StorageUnavailableError as exc:
-                    self._trip(_failed(exc))
-                else:
-                    if written and self.mirror is not None:
-                        await self.mirror.import_session(state, only_if_missing=False)
-                    return written
-            if self.mirror is None:
-                raise self._unavailable()
-            written = await self.mirror.import_session(state, only_if_missing=only_if_missing)
-            if written:
-                self._dirty.add(state.session_id)
-            return written
+    async def _serve_open(self, op: Op, ref: SessionRef, call: Call[T]) -> T:
+        """Serve from the mirror and record what Redis must learn on recovery."""
+        mirror = self.mirror
+        sid = ref.session_id
+        if op.on_live_session and not mirror.knows_session(sid):
+            if sid in self._closed_in_outage:
+                raise SessionNotFoundError()
+            raise StorageUnavailableError(OUTAGE_UNKNOWN_SESSION)
+        result = await call(mirror)
+        if op is Op.CLOSE:
+            if result:
+                self._dirty.discard(sid)
+                self._closed_in_outage[sid] = ref.principal
+        elif op in (Op.WRITE, Op.OPEN) or (op is Op.COPY_IN and result):
+            self._dirty.add(sid)
+        return result

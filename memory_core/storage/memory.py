@@ -14,7 +14,7 @@ import heapq
 import logging
 from dataclasses import dataclass, field
 
-from memory_core.clock import Clock, SystemClock
+from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import (
     LimitExceededError,
@@ -24,9 +24,9 @@ from memory_core.errors import (
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
-    Backend,
+    MirrorBackend,
+    SessionCopy,
     SessionRef,
-    SessionState,
     StoredCheckpoint,
 )
 from memory_core.storage.snapshot import Snapshot
@@ -64,17 +64,14 @@ class _Checkpoint:
     blob: str
 
 
-class MemoryBackend(Backend):
-    mode = "memory"
-
+class MemoryBackend(MirrorBackend):
     def __init__(
         self,
         config: StoreConfig,
         clock: Clock | None = None,
         sweep_interval_seconds: float = 5.0,
     ) -> None:
-        super().__init__(config)
-        self.clock = clock or SystemClock()
+        super().__init__(config, clock)
         self._sessions: dict[str, _Session] = {}
         self._checkpoints: dict[str, _Checkpoint] = {}
         self._session_checkpoints: dict[str, list[str]] = {}
@@ -122,20 +119,25 @@ class MemoryBackend(Backend):
     def session_count(self) -> int:
         return len(self._sessions)
 
+    # the mirror capability (see MirrorBackend) -----------------------------------
     def session_ids(self) -> list[str]:
         return list(self._sessions)
 
     def knows_session(self, session_id: str) -> bool:
-        """Held here, live or expired but not yet reclaimed."""
         return session_id in self._sessions
 
     def has_session(self, session_id: str) -> bool:
-        """Held here and live."""
         sess = self._sessions.get(session_id)
         return sess is not None and sess.expires_at > self.clock.now_ms()
 
+    def refresh_lease(self, session_id: str) -> bool:
+        sess = self._sessions.get(session_id)
+        if sess is None:
+            return False
+        sess.expires_at = self.clock.now_ms() + sess.lease_ms
+        return True
+
     def forget_session(self, session_id: str) -> None:
-        """Drop the live state held for a session (its checkpoints stay)."""
         self._sessions.pop(session_id, None)
 
     # helpers ---------------------------------------------------------------------
@@ -202,15 +204,6 @@ class MemoryBackend(Backend):
         heap without bound."""
         sess.expiries = [(at, k) for k, (_, at) in sess.variables.items() if at is not None]
         heapq.heapify(sess.expiries)
-
-    def refresh_lease(self, session_id: str) -> bool:
-        """Extend a held session's lease without any other check (the fallback mirror
-        follows Redis, which already decided). False when the session is not held."""
-        sess = self._sessions.get(session_id)
-        if sess is None:
-            return False
-        sess.expires_at = self.clock.now_ms() + sess.lease_ms
-        return True
 
     def _forget_checkpoint(self, checkpoint_id: str) -> None:
         cp = self._checkpoints.pop(checkpoint_id, None)
@@ -455,13 +448,13 @@ class MemoryBackend(Backend):
         return True
 
     # copying whole sessions --------------------------------------------------------
-    async def export_session(self, session_id: str) -> SessionState | None:
+    async def export_session(self, session_id: str) -> SessionCopy | None:
         now = self.clock.now_ms()
         sess = self._sessions.get(session_id)
         if sess is None or sess.expires_at <= now:
             return None
         self._purge(sess, now)
-        return SessionState(
+        return SessionCopy(
             session_id=session_id,
             principal=sess.principal,
             lease_ms=sess.lease_ms,
@@ -483,7 +476,7 @@ class MemoryBackend(Backend):
             ],
         )
 
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         now = self.clock.now_ms()
         current = self._sessions.get(state.session_id)
         if only_if_missing and current is not None and current.expires_at > now:

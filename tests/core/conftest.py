@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pytest
 
 from memory_core import Limits, ManualClock, SessionStore, StoreConfig
-from memory_core.storage.fallback import FallbackBackend
+from memory_core.storage.factory import compose_breaker
+from memory_core.storage.fallback import CircuitBreakerBackend
 from memory_core.storage.memory import MemoryBackend
 from memory_core.storage.redis import RedisBackend
 
@@ -57,7 +58,7 @@ async def build(
     clock = None
     if kind == "memory":
         clock = ManualClock()
-        backend: MemoryBackend | RedisBackend | FallbackBackend = MemoryBackend(
+        backend: MemoryBackend | RedisBackend | CircuitBreakerBackend = MemoryBackend(
             config, clock=clock, sweep_interval_seconds=0
         )
     elif kind == "fakeredis":
@@ -74,7 +75,7 @@ async def build(
         # machine opening 64 connections at once can exceed the production 0.25 s.
         backend = RedisBackend(config, redis_url, connect_timeout=5, command_timeout=5)
         if kind == "fallback":
-            backend = FallbackBackend(config, backend)
+            backend = compose_breaker(config, backend)
     store = SessionStore(backend)
     await store.start()
     return Harness(kind, store, raw, prefix, clock)

@@ -18,6 +18,7 @@ from memory_core import (
     backend_from_url,
 )
 from memory_core.storage.base import SessionRef
+from memory_core.storage.factory import compose_breaker
 from memory_core.storage.fallback import FallbackBackend
 from memory_core.storage.redis import RedisBackend
 from tests.support.redis_proc import RedisProcess, free_port
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.asyncio
 def fallback_store(url: str, prefix: str, *, fallback: bool = True) -> SessionStore:
     config = StoreConfig(key_prefix=prefix)
     primary = RedisBackend(config, url, connect_timeout=0.2, command_timeout=0.3)
-    backend = FallbackBackend(
+    backend = compose_breaker(
         config, primary, fallback=fallback, probe_min_seconds=0.05, probe_max_seconds=0.3
     )
     return SessionStore(backend)

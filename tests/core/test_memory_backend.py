@@ -88,11 +88,11 @@ async def test_rewriting_a_key_with_a_ttl_does_not_grow_memory() -> None:
 
 
 async def test_fallback_lock_table_stays_bounded(redis_url: str, key_prefix: str) -> None:
-    from memory_core.storage.fallback import FallbackBackend
+    from memory_core.storage.factory import compose_breaker
     from memory_core.storage.redis import RedisBackend
 
     config = StoreConfig(key_prefix=key_prefix)
-    backend = FallbackBackend(config, RedisBackend(config, redis_url))
+    backend = compose_breaker(config, RedisBackend(config, redis_url))
     store = SessionStore(backend)
     await store.start()
     backend._lock_floor = 16  # prune early so the test stays small

@@ -12,9 +12,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from memory_core import InvalidArgumentError, StoreConfig, backend_from_url
-from memory_core.storage.fallback import FallbackBackend
+from memory_core.storage.fallback import CircuitBreakerBackend
 from memory_core.storage.redis import RedisBackend
-from memory_core.storage.topology import (
+from memory_core.storage.redis.topology import (
     BlockingSentinelConnectionPool,
     GatedRedisCluster,
     SentinelMasterClient,
@@ -77,7 +77,7 @@ async def test_cluster_url_builds_a_cluster_client_with_the_single_node_policy()
     backend = backend_from_url(
         "redis+cluster://127.0.0.1:7000,127.0.0.1:7001", connect_timeout=0.1, command_timeout=0.3
     )
-    assert isinstance(backend, FallbackBackend) and isinstance(backend.primary, RedisBackend)
+    assert isinstance(backend, CircuitBreakerBackend) and isinstance(backend.primary, RedisBackend)
     client = backend.primary.client
     assert isinstance(client, GatedRedisCluster)
     kwargs = client.get_connection_kwargs()
@@ -95,7 +95,7 @@ async def test_sentinel_url_builds_a_master_client_with_the_single_node_policy()
         connect_timeout=0.1,
         command_timeout=0.3,
     )
-    assert isinstance(backend, FallbackBackend) and isinstance(backend.primary, RedisBackend)
+    assert isinstance(backend, CircuitBreakerBackend) and isinstance(backend.primary, RedisBackend)
     client = backend.primary.client
     assert isinstance(client, SentinelMasterClient)
     pool = client.connection_pool
@@ -136,7 +136,7 @@ async def test_fallback_defaults_to_fail_closed_for_cluster_and_sentinel(
     url: str, fallback: bool | None, expected: bool
 ) -> None:
     backend = backend_from_url(url, StoreConfig(), fallback=fallback)
-    assert isinstance(backend, FallbackBackend)
+    assert isinstance(backend, CircuitBreakerBackend)
     assert backend.fallback_enabled is expected
     assert (backend.mirror is not None) is expected
     await backend.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from memory_core import TaskState
-from memory_core.storage.layout import KeyLayout
+from memory_core.storage.redis.layout import KeyLayout
 from tests.core.conftest import Harness
 from tests.scaleout.conftest import build, dispose
 from tests.support.topology import ClusterTopology, cached_scripts, client

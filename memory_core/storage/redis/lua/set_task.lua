@@ -1,6 +1,6 @@
 -- ARGV: principal, task json, max_session_bytes
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 local bytes = s.bytes - purge(now_ms())
 local old = redis.call('HGET', META, 't')
 local new_bytes = bytes + #ARGV[2] - (old and #old or 0)

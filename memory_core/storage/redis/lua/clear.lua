@@ -1,6 +1,6 @@
 -- ARGV: principal -> number of live variables removed
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 purge(now_ms())
 local all = redis.call('HGETALL', VARS)
 local freed = 0

@@ -1,7 +1,7 @@
 -- ARGV: principal, checkpoint id, label ('' = none), checkpoint key base, max checkpoints,
 --       retention ms, session id -> {created ms, size, evicted id...}
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 local now = now_ms()
 purge(now)
 refresh(s.lease)

@@ -1,6 +1,6 @@
 -- ARGV: principal, entry, max_entries, max_session_bytes -> length after append
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 local bytes = s.bytes - purge(now_ms())
 refresh(s.lease)
 local n = redis.call('LLEN', PAD)

@@ -1,6 +1,6 @@
 -- ARGV: principal -> flat {key, value, ttl_ms or -1, ...}
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 local now = now_ms()
 purge(now)
 refresh_read(s.lease)

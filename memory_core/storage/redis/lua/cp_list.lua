@@ -1,6 +1,6 @@
 -- ARGV: principal, checkpoint key base -> flat {id, "created|size|label", ...}
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 refresh_read(s.lease)
 local entries = redis.call('HGETALL', CPM)
 local out = {}

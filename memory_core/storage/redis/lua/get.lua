@@ -1,6 +1,6 @@
 -- ARGV: principal, key -> {value, ttl_ms or -1} or nil
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 refresh_read(s.lease)
 local key = ARGV[2]
 local at = redis.call('ZSCORE', EXP, key)

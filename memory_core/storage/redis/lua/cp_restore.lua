@@ -1,13 +1,13 @@
 -- ARGV: principal, checkpoint id, checkpoint key base, snapshot json ('' = read this
--- session's own checkpoint) -> 1, or error WM_NOTFOUND
+-- session's own checkpoint) -> 1, or error ERR_NOT_FOUND
 local s = session(ARGV[1])
-if not s then return redis.error_reply(NO_SESSION) end
+if not s then return redis.error_reply(ERR_NO_SESSION) end
 local now = now_ms()
 local blob = ARGV[4]
 if blob == '' then
-  if redis.call('HEXISTS', CPM, ARGV[2]) == 0 then return redis.error_reply('WM_NOTFOUND') end
+  if redis.call('HEXISTS', CPM, ARGV[2]) == 0 then return redis.error_reply(ERR_NOT_FOUND) end
   blob = redis.call('GET', ARGV[3] .. ARGV[2])
-  if not blob then return redis.error_reply('WM_NOTFOUND') end
+  if not blob then return redis.error_reply(ERR_NOT_FOUND) end
 end
 local snap = cjson.decode(blob)
 redis.call('DEL', VARS, EXP, PAD)

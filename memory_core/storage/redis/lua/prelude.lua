@@ -5,6 +5,13 @@
 -- Every key but cpm and checkpoint blobs carries the session lease as its TTL.
 local META, VARS, EXP, PAD, CPM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
+-- Error replies a caller can expect: a code, then its arguments, separated by spaces. Each
+-- code is defined here and nowhere else in Lua; scripts.SCRIPT_ERRORS (Python) maps each one
+-- to the exception the backend raises, and a test keeps the two lists equal.
+local ERR_NO_SESSION = 'WM_NOSESSION'  -- no such session, expired, or another principal's
+local ERR_NOT_FOUND = 'WM_NOTFOUND'    -- no such checkpoint for this session
+local ERR_LIMIT = 'WM_LIMIT'           -- followed by: limit name, maximum, current
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -83,7 +90,6 @@ local function variables(now)
   return out
 end
 
-local NO_SESSION = 'WM_NOSESSION'
 local function limit(name, max, current)
-  return redis.error_reply('WM_LIMIT ' .. name .. ' ' .. max .. ' ' .. current)
+  return redis.error_reply(ERR_LIMIT .. ' ' .. name .. ' ' .. max .. ' ' .. current)
 end

@@ -1,7 +1,10 @@
-"""Clients for Redis deployments of more than one node: Redis Cluster and Redis Sentinel.
+"""Clients for every Redis deployment: one server, Redis Cluster and Redis Sentinel.
+
+``client_from_url`` builds the client for any store URL.
 
 Store URLs:
 
+* ``redis://``, ``rediss://``, ``unix://`` -- one server, as redis-py reads these URLs.
 * ``redis+cluster://[[user]:password@]host:port[,host:port...]`` -- some nodes of the
   cluster (startup nodes, default port 6379); the client discovers the others.
 * ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[?db=N]``
@@ -9,10 +12,10 @@ Store URLs:
   ``service_name`` on every new connection. Credentials in the URL are the master's;
   sentinels with a password of their own take ``?sentinel_password=...``.
 
-Both keep the policy of the single-node client in ``RedisBackend``: short connect and
-command timeouts, a bounded wait for a free connection, and **no retry of a timed-out
-command** (the script may have run; running it twice could append a scratchpad entry
-twice). What differs:
+Every client has one policy: short connect and command timeouts, a bounded wait for a
+free connection, and **no retry of a timed-out command** (the script may have run;
+running it twice could append a scratchpad entry twice). What differs for more than
+one node:
 
 * **Cluster.** redis-py follows MOVED/ASK itself. On a refused or reset connection,
   CLUSTERDOWN or an uncovered slot it reloads the slot map and retries the call at once,
@@ -22,7 +25,7 @@ twice). What differs:
   connection reset after the command was sent can, rarely, run a script twice: nobody
   can tell whether a dead node ran it.
 * **Sentinel.** No retry: a call that hits the dead master fails with
-  ``StorageUnavailableError`` (the breaker in ``FallbackBackend`` then fails fast), and
+  ``StorageUnavailableError`` (the breaker, ``CircuitBreakerBackend``, then fails fast), and
   the next connection goes to the master the sentinels name by then.
 
 Scripts run unchanged: every session script's keys share the hash tag
@@ -49,6 +52,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.typing import EncodableT
 
 from memory_core.errors import InvalidArgumentError
+from memory_core.storage.redis.hiredis_pack import HiredisPackConnection
 
 CLUSTER_SCHEME = "redis+cluster"
 SENTINEL_SCHEME = "redis+sentinel"
@@ -130,6 +134,66 @@ def _node(text: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+def client_from_url(
+    url: str,
+    *,
+    connect_timeout: float = 0.25,
+    command_timeout: float = 0.5,
+    max_connections: int = 64,
+    pool_timeout: float = 2.0,
+) -> aioredis.Redis | RedisCluster:
+    """A redis-py client for any store URL (one server, cluster or sentinel) with the
+    project's policy (see the module docstring). No I/O yet: it connects on first use.
+
+    Args:
+        connect_timeout: seconds to open a connection.
+        command_timeout: seconds to wait for a reply.
+        max_connections: connections at most (per node for a cluster).
+        pool_timeout: seconds a caller waits for a free connection before failing.
+
+    Raises:
+        InvalidArgumentError: a cluster or sentinel URL is malformed.
+    """
+    if urlsplit(url).scheme.lower() in TOPOLOGY_SCHEMES:
+        return connect(
+            url,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+        )
+    # A blocking pool queues callers when all connections are busy (the plain async
+    # pool raises instead); the wait is bounded by pool_timeout.
+    extra: dict[str, Any] = {}
+    if urlsplit(url).scheme == "redis":
+        extra["connection_class"] = HiredisPackConnection
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        **extra,
+        **_pool_options(),
+        decode_responses=True,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=command_timeout,
+        max_connections=max_connections,
+        timeout=pool_timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def _pool_options() -> dict[str, Any]:
+    """Turn redis-py's maintenance notifications off (a Redis Enterprise feature we do
+    not use): while they are on "auto" (redis-py 8's default with RESP3) the pool skips
+    its check that a pooled connection is still alive, so after a Redis restart every
+    pooled connection fails its next command once."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # pragma: no cover - redis-py before maintenance notifications
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+
+
 def connect(
     url: str,
     *,
@@ -138,7 +202,7 @@ def connect(
     max_connections: int,
     pool_timeout: float,
 ) -> aioredis.Redis | RedisCluster:
-    """A client for ``url`` (no I/O yet: it connects on first use)."""
+    """A client for a cluster or sentinel ``url`` (no I/O yet: it connects on first use)."""
     parsed = parse_url(url)
     if parsed.scheme == CLUSTER_SCHEME:
         return GatedRedisCluster(

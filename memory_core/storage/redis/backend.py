@@ -1,71 +1,29 @@
 """Redis backend: every operation is one Lua script (EVALSHA), one round trip.
 
-Scripts live in ``lua/`` beside this file; each is the shared ``prelude.lua`` plus
-its body. Calls send EVALSHA and load the script on NOSCRIPT (first use, a Redis
-restart, SCRIPT FLUSH). Time comes from Redis (``TIME``), so every
-process sharing one Redis agrees on expiry. Driver errors are wrapped into
-``StorageUnavailableError`` here and nowhere else.
+Scripts live in ``lua/`` beside this file (see ``scripts``). Calls send EVALSHA and
+load the script on NOSCRIPT (first use, a Redis restart, SCRIPT FLUSH). Time comes
+from Redis (``TIME``), so every process sharing one Redis agrees on expiry. Driver
+errors are wrapped into ``StorageUnavailableError`` here and nowhere else; a script's
+error reply becomes the exception its code names (``scripts.SCRIPT_ERRORS``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
-from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
+from memory_core.clock import Clock
 from memory_core.config import StoreConfig
-from memory_core.errors import (
-    LimitExceededError,
-    NotFoundError,
-    SessionNotFoundError,
-    StorageUnavailableError,
-)
+from memory_core.errors import NotFoundError, StorageUnavailableError
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage import topology
-from memory_core.storage.base import Backend, SessionRef, SessionState, StoredCheckpoint
-from memory_core.storage.connection import HiredisPackConnection
-from memory_core.storage.layout import KeyLayout
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_NOT_FOUND = (
-    "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
-)
-_SESSION_SCRIPTS = (
-    "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "clear",
-    "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
-    "cp_list", "cp_delete", "export", "import",
-)  # fmt: skip
-
-
-def _sha1(source: str) -> str:
-    return hashlib.sha1(source.encode("utf-8")).hexdigest()
-
-
-def _source(name: str) -> str:
-    return resources.files("memory_core.storage").joinpath("lua", f"{name}.lua").read_text()
-
-
-def _pool_options() -> dict[str, Any]:
-    """Turn redis-py's maintenance notifications off (a Redis Enterprise feature we do
-    not use): while they are on "auto" (redis-py 8's default with RESP3) the pool skips
-    its check that a pooled connection is still alive, so after a Redis restart every
-    pooled connection fails its next command once."""
-    try:
-        from redis.maint_notifications import MaintNotificationsConfig
-    except ImportError:  # pragma: no cover - redis-py before maintenance notifications
-        return {}
-    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+from memory_core.storage.base import PrimaryBackend, SessionCopy, SessionRef, StoredCheckpoint
+from memory_core.storage.redis import scripts, topology
+from memory_core.storage.redis.layout import KeyLayout
 
 
 def _ttl(raw: Any) -> int | None:
@@ -73,22 +31,7 @@ def _ttl(raw: Any) -> int | None:
     return None if value < 0 else value
 
 
-def _translate(exc: ResponseError) -> Exception:
-    text = str(exc)
-    if text.startswith("WM_NOSESSION"):
-        return SessionNotFoundError()
-    if text.startswith("WM_NOTFOUND"):
-        return NotFoundError(CHECKPOINT_NOT_FOUND)
-    if text.startswith("WM_LIMIT"):
-        _, name, maximum, current = text.split()[:4]
-        return LimitExceededError(name, int(maximum), int(current))
-    log.error("unexpected Redis error reply: %s", text)
-    return StorageUnavailableError()
-
-
-class RedisBackend(Backend):
-    mode = "redis"
-
+class RedisBackend(PrimaryBackend):
     def __init__(
         self,
         config: StoreConfig,
@@ -99,49 +42,31 @@ class RedisBackend(Backend):
         max_connections: int = 64,
         pool_timeout: float = 2.0,
         client: aioredis.Redis | RedisCluster | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, clock)
         self.layout = KeyLayout(config.key_prefix)
-        if client is None and urlsplit(url).scheme.lower() in topology.TOPOLOGY_SCHEMES:
-            client = topology.connect(
+        if client is None:
+            client = topology.client_from_url(
                 url,
                 connect_timeout=connect_timeout,
                 command_timeout=command_timeout,
                 max_connections=max_connections,
                 pool_timeout=pool_timeout,
             )
-        if client is None:
-            # A blocking pool queues callers when all connections are busy (the plain
-            # async pool raises instead); the wait is bounded by pool_timeout.
-            extra: dict[str, Any] = {}
-            if urlsplit(url).scheme == "redis":
-                extra["connection_class"] = HiredisPackConnection
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                **extra,
-                **_pool_options(),
-                decode_responses=True,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=command_timeout,
-                max_connections=max_connections,
-                timeout=pool_timeout,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-            )
-            client = aioredis.Redis(connection_pool=pool)
         self.client: aioredis.Redis | RedisCluster = client
-        prelude = _source("prelude")
-        self._sources = {name: prelude + "\n" + _source(name) for name in _SESSION_SCRIPTS}
-        self._sources["cp_read"] = _source("cp_read")
-        self._shas = {name: _sha1(src) for name, src in self._sources.items()}
+        self._sources = scripts.sources()
+        self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
 
     async def close(self) -> None:
         await self.client.aclose()
 
+    async def health(self) -> Health:
+        ok = await self.ping()
+        return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
+
+    # the primary capability (see PrimaryBackend) -----------------------------------
     async def drop_idle_connections(self) -> None:
-        """Close the pooled connections not in use. After an outage they may lead to a
-        server that is gone (killed, restarted, failed over); new ones are opened on
-        demand."""
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:  # a cluster client keeps a pool per node and reconnects itself
             return
@@ -155,9 +80,7 @@ class RedisBackend(Backend):
             return False
 
     async def server_id(self) -> str | None:
-        """Identity of the Redis server process(es) (``run_id``): it changes when
-        Redis restarts or fails over, which is when data may have been lost. None
-        when Redis does not answer."""
+        """``run_id`` of the Redis server (of every node, for a cluster)."""
         try:
             info: dict[str, Any] = await self.client.info("server")
         except (RedisError, RedisClusterException, OSError):
@@ -167,10 +90,7 @@ class RedisBackend(Backend):
         # A cluster client answers per node.
         return ",".join(sorted(str(v.get("run_id")) for v in info.values() if isinstance(v, dict)))
 
-    async def health(self) -> Health:
-        ok = await self.ping()
-        return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
-
+    # plumbing ------------------------------------------------------------------------
     async def _eval(
         self, name: str, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]
     ) -> Any:
@@ -189,7 +109,7 @@ class RedisBackend(Backend):
                     "EVAL", self._sources[name], len(keys), *keys, *args
                 )
         except ResponseError as exc:
-            raise _translate(exc) from exc
+            raise scripts.error_from_reply(str(exc)) from exc
         except (RedisError, RedisClusterException, OSError) as exc:
             # RedisClusterException is not a RedisError: the cluster client raises it
             # when no node at all answers ("Redis Cluster cannot be connected").
@@ -315,7 +235,7 @@ class RedisBackend(Backend):
             )
             if found is None:
                 await self.touch(ref)  # a missing session wins over a missing checkpoint
-                raise NotFoundError(CHECKPOINT_NOT_FOUND)
+                raise NotFoundError(scripts.CHECKPOINT_NOT_FOUND)
             blob = str(found)
         await self._run(
             "cp_restore", sid, ref.principal, checkpoint_id, self.layout.checkpoint_base(sid), blob
@@ -353,12 +273,12 @@ class RedisBackend(Backend):
         )
 
     # copying whole sessions ----------------------------------------------------------
-    async def export_session(self, session_id: str) -> SessionState | None:
+    async def export_session(self, session_id: str) -> SessionCopy | None:
         result = await self._run("export", session_id, self.layout.checkpoint_base(session_id))
         if result is None:
             return None
         (principal, lease, pttl, task), flat_vars, pad, flat_cps = result
-        return SessionState(
+        return SessionCopy(
             session_id=session_id,
             principal=str(principal),
             lease_ms=int(lease),
@@ -380,7 +300,7 @@ class RedisBackend(Backend):
             ],
         )
 
-    async def import_session(self, state: SessionState, *, only_if_missing: bool) -> bool:
+    async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         sid = state.session_id
         args: list[Any] = [
             "1" if only_if_missing else "0", state.principal, state.lease_ms,
