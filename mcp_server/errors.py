@@ -71,6 +71,7 @@ INTERNAL_ERROR = (
 )
 
 TOOL_WORDING = {
+    "list its checkpoints to see": "call checkpoint_list to see",
     "open a new one (or reconnect)": "open a new one with session_open (or reconnect)",
     "close sessions you no longer need and retry": (
         "close sessions you no longer need (session_close) and retry"

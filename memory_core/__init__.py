@@ -6,6 +6,7 @@ from __future__ import annotations
 from memory_core.clock import Clock, ManualClock, SystemClock
 from memory_core.config import Limits, StoreConfig
 from memory_core.errors import (
+    CheckpointNotFoundError,
     InvalidArgumentError,
     InvalidKeyError,
     InvalidValueError,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LOCAL_PRINCIPAL",
     "CheckpointInfo",
+    "CheckpointNotFoundError",
     "Clock",
     "Entry",
     "Health",

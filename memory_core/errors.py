@@ -86,6 +86,16 @@ class NotFoundError(WorkingMemoryError):
     code = "NOT_FOUND"
 
 
+class CheckpointNotFoundError(NotFoundError):
+    """No checkpoint with this id belongs to the session (or the id is malformed: the
+    two are indistinguishable on purpose)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no such checkpoint in this session; list its checkpoints to see the ids you can use"
+        )
+
+
 class SessionNotFoundError(WorkingMemoryError):
     """The session does not exist, has expired, or belongs to another principal."""
 

@@ -13,9 +13,9 @@ import secrets
 from functools import lru_cache
 
 from memory_core.errors import (
+    CheckpointNotFoundError,
     InvalidArgumentError,
     InvalidKeyError,
-    NotFoundError,
     SessionNotFoundError,
 )
 
@@ -45,9 +45,7 @@ def checkpoint_session(checkpoint_id: object) -> str:
         NotFoundError: the id is malformed (indistinguishable from an unknown id).
     """
     if not isinstance(checkpoint_id, str) or not CHECKPOINT_ID_RE.match(checkpoint_id):
-        raise NotFoundError(
-            "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
-        )
+        raise CheckpointNotFoundError()
     return checkpoint_id[3:].rsplit(".", 1)[0]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import (
+    CheckpointNotFoundError,
     LimitExceededError,
     NotFoundError,
     SessionNotFoundError,
@@ -32,10 +33,6 @@ from memory_core.storage.base import (
 from memory_core.storage.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_NOT_FOUND = (
-    "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
-)
 
 
 def _size(text: str) -> int:
@@ -403,7 +400,7 @@ class MemoryBackend(MirrorBackend):
         owner = checkpoint_session(checkpoint_id)
         cp = self._checkpoints.get(checkpoint_id)
         if cp is None or cp.expires_at <= now or cp.session_id != owner:
-            raise NotFoundError(CHECKPOINT_NOT_FOUND)
+            raise CheckpointNotFoundError()
         if owner == ref.session_id:
             return cp
         # Another session's checkpoint: only once that session has ended, and only
@@ -411,7 +408,7 @@ class MemoryBackend(MirrorBackend):
         other = self._sessions.get(owner)
         other_live = other is not None and other.expires_at > now
         if other_live or cp.principal != ref.principal:
-            raise NotFoundError(CHECKPOINT_NOT_FOUND)
+            raise CheckpointNotFoundError()
         return cp
 
     async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:

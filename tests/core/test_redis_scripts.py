@@ -8,8 +8,8 @@ from importlib import resources
 import pytest
 
 from memory_core import (
+    CheckpointNotFoundError,
     LimitExceededError,
-    NotFoundError,
     SessionNotFoundError,
     StorageUnavailableError,
 )
@@ -50,7 +50,7 @@ def test_every_script_file_is_loaded() -> None:
     ("reply", "expected"),
     [
         ("WM_NOSESSION", SessionNotFoundError),
-        ("WM_NOTFOUND", NotFoundError),
+        ("WM_NOTFOUND", CheckpointNotFoundError),
         ("WM_LIMIT max_keys 5 5", LimitExceededError),
         ("WM_SOMETHING_ELSE", StorageUnavailableError),
         ("ERR bad argument", StorageUnavailableError),

@@ -19,6 +19,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from mcp_server.errors import CODES, error_text, protocol_error, resource_error
 from mcp_server.server import WorkingMemoryServer
 from memory_core import (
+    CheckpointNotFoundError,
     InvalidArgumentError,
     InvalidKeyError,
     LimitExceededError,
@@ -135,3 +136,31 @@ async def test_an_unknown_session_is_invalid_params_where_it_is_an_error(
                 await attempt()
             codes.add(caught.value.error.code)
         assert codes == {INVALID_PARAMS}
+
+
+@pytest.mark.parametrize(
+    ("exc", "tool"),
+    [
+        (SessionNotFoundError(), "session_open"),
+        (CheckpointNotFoundError(), "checkpoint_list"),
+        (LimitExceededError("max_sessions", 2, 2), "session_close"),
+    ],
+)
+def test_memory_core_advice_reaches_clients_naming_the_tool(
+    exc: WorkingMemoryError, tool: str
+) -> None:
+    """memory_core's sentences are tool-neutral; the server's wording names the tool."""
+    assert tool not in exc.message
+    assert tool in error_text(exc)
+
+
+def test_every_tool_wording_entry_is_used() -> None:
+    from mcp_server.errors import TOOL_WORDING
+
+    neutral_texts = [
+        SessionNotFoundError().message,
+        CheckpointNotFoundError().message,
+        LimitExceededError("max_sessions", 2, 2).message,
+    ]
+    for neutral in TOOL_WORDING:
+        assert any(neutral in text for text in neutral_texts), neutral

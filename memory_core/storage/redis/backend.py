@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError, R
 
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
-from memory_core.errors import NotFoundError, StorageUnavailableError
+from memory_core.errors import CheckpointNotFoundError, NotFoundError, StorageUnavailableError
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import PrimaryBackend, SessionCopy, SessionRef, StoredCheckpoint
@@ -235,7 +235,7 @@ class RedisBackend(PrimaryBackend):
             )
             if found is None:
                 await self.touch(ref)  # a missing session wins over a missing checkpoint
-                raise NotFoundError(scripts.CHECKPOINT_NOT_FOUND)
+                raise CheckpointNotFoundError()
             blob = str(found)
         await self._run(
             "cp_restore", sid, ref.principal, checkpoint_id, self.layout.checkpoint_base(sid), blob

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from importlib import resources
 
 from memory_core.errors import (
+    CheckpointNotFoundError,
     LimitExceededError,
-    NotFoundError,
     SessionNotFoundError,
     StorageUnavailableError,
     WorkingMemoryError,
@@ -28,9 +28,6 @@ from memory_core.errors import (
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NOT_FOUND = (
-    "no such checkpoint in this session; call checkpoint_list to see the ids you can use"
-)
 SESSION_SCRIPTS = (
     "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "clear",
     "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
@@ -41,7 +38,7 @@ STANDALONE_SCRIPTS = ("cp_read",)
 # code -> the exception for the reply's arguments
 SCRIPT_ERRORS: dict[str, Callable[[list[str]], WorkingMemoryError]] = {
     "WM_NOSESSION": lambda _args: SessionNotFoundError(),
-    "WM_NOTFOUND": lambda _args: NotFoundError(CHECKPOINT_NOT_FOUND),
+    "WM_NOTFOUND": lambda _args: CheckpointNotFoundError(),
     "WM_LIMIT": lambda args: LimitExceededError(args[0], int(args[1]), int(args[2])),
 }
 
