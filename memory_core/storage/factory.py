@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError
 from memory_core.storage.base import Backend
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -20,6 +25,7 @@ def backend_from_url(
     connect_timeout: float = 0.25,
     command_timeout: float = 0.5,
     clock: Clock | None = None,
+    client: Redis | RedisCluster | None = None,
 ) -> Backend:
     """Build the backend a store URL names.
 
@@ -40,6 +46,8 @@ def backend_from_url(
             several server replicas: a private in-memory copy per replica could let two
             replicas accept diverging writes to one session during an outage (split
             brain), so they fail closed unless fallback is asked for explicitly.
+        client: a Redis client to use instead of one built from the URL (tests inject
+            fakeredis this way); ignored for ``memory://``.
 
     Raises:
         InvalidArgumentError: the scheme is unknown or a cluster/sentinel URL is malformed.
@@ -56,7 +64,11 @@ def backend_from_url(
         from memory_core.storage.redis import RedisBackend
 
         redis = RedisBackend(
-            config, url, connect_timeout=connect_timeout, command_timeout=command_timeout
+            config,
+            url,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            client=client,
         )
         from memory_core.storage.fallback import FallbackBackend
 
