@@ -126,20 +126,6 @@ def running_server(env: dict[str, str] | None = None) -> Iterator[ServerProcess]
         server.cleanup()
 
 
-async def delete_prefix(raw_redis: Any, prefix: str) -> int:
-    """Delete every key under ``prefix:`` (bounded SCAN; test cleanup only)."""
-    deleted = 0
-    batch: list[str] = []
-    async for key in raw_redis.scan_iter(match=f"{prefix}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            deleted += await raw_redis.unlink(*batch)
-            batch = []
-    if batch:
-        deleted += await raw_redis.unlink(*batch)
-    return int(deleted)
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of ``values`` (0 < q <= 100); NaN when empty."""
     if not values:
