@@ -49,6 +49,7 @@ from typing import Any
 from mcp import Client
 
 from memory_core import WorkingMemory
+from tests.support.results import tool_text
 
 OPERATIONS = (
     "set",
@@ -244,7 +245,7 @@ class Driver:
             raise CallFailed(tool) from exc
         self._sample(started, tool)
         if result.is_error or result.structured_content is None:
-            text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+            text = tool_text(result) if result.content else ""
             self.stats.errors.append(f"{self.name} {tool}: isError: {text[:300]}")
             raise CallFailed(tool)
         return dict(result.structured_content)

@@ -26,6 +26,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
 
 from mcp_server.runtime import Runtime
+from tests.support.results import tool_text
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDSHAKE = {
@@ -100,7 +101,7 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 async def error(client: Client, tool: str, **args: Any) -> str:
     result = await client.call_tool(tool, args)
     assert result.is_error, result.structured_content
-    return result.content[0].text  # type: ignore[union-attr]
+    return tool_text(result)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:

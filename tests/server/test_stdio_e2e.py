@@ -14,6 +14,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.server.e2e import ROOT, StdioProcess, call, error, eventually, live_keys
+from tests.support.results import resource_text
 
 TEARDOWN_BUDGET = 2.0  # the SDK's stdio client kills the server after 2 s
 
@@ -35,7 +36,7 @@ async def _use_over_sdk_client(env: dict[str, str] | None = None) -> tuple[str, 
             info = await call(client, "session_info")
             assert info["binding"] == "process"
             state = await client.read_resource("memory://session/current")
-            assert info["session"] in state.contents[0].text  # type: ignore[union-attr]
+            assert info["session"] in resource_text(state)
         errlog.seek(0)
         return info["session"], errlog.read()
 
@@ -129,6 +130,6 @@ async def test_stdio_starts_with_redis_down_and_says_so(key_prefix: str) -> None
             with anyio.fail_after(10):
                 await call(client, "memory_set", key="k", value=1)
                 health = await client.read_resource("memory://health")
-            assert '"mode":"fallback"' in health.contents[0].text  # type: ignore[union-attr]
+            assert '"mode":"fallback"' in resource_text(health)
         errlog.seek(0)
         assert "store=fallback" in errlog.read()
