@@ -46,7 +46,9 @@ OPS = st.one_of(
 )
 
 
-async def run_ops(store: SessionStore, ops: list[tuple[Any, ...]]) -> list[object]:
+async def run_ops(  # noqa: C901, PLR0912 - one branch per operation of the model
+    store: SessionStore, ops: list[tuple[Any, ...]]
+) -> list[object]:
     sid = await store.open("p")
     m = store.memory(sid, "p")
     checkpoints: list[str] = []
