@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.child_env import unmeasured
 from tests.support.redis_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ class ServerProcess:
                 for k, v in os.environ.items()
                 if not k.startswith("WM_") and not k.startswith("COV_")
             }
-            env |= self.env
+            env = unmeasured(env | self.env)
             with self._log.open("ab") as log:
                 self.proc = subprocess.Popen(
                     [

@@ -14,6 +14,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.server.e2e import ROOT, StdioProcess, call, error, eventually, live_keys
+from tests.support.child_env import measured
 from tests.support.results import resource_text
 
 TEARDOWN_BUDGET = 2.0  # the SDK's stdio client kills the server after 2 s
@@ -21,7 +22,7 @@ TEARDOWN_BUDGET = 2.0  # the SDK's stdio client kills the server after 2 s
 
 def _params(env: dict[str, str] | None = None) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_server"], env=env or {}, cwd=ROOT
+        command=sys.executable, args=["-m", "mcp_server"], env=measured(env or {}), cwd=ROOT
     )
 
 
