@@ -272,6 +272,8 @@ class TcpProxy:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
     def __enter__(self) -> TcpProxy:
         return self.start()

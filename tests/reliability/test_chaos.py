@@ -646,7 +646,7 @@ async def test_server_kill9_sessions_expire_with_the_lease(
         await watch.stop()
         server.cleanup()
         if stdio is not None:
-            stdio.kill()
+            stdio.close()
     assert watch.immortal == [], watch.immortal[:10]
     assert watch.too_long == [], watch.too_long[:10]
     assert figures["live_keys_gone_after_s"] <= lease + 10

@@ -206,6 +206,13 @@ class StdioProcess:
             self.proc.kill()
             self.proc.wait(5)
 
+    def close(self) -> None:
+        """Kill the process if it still runs and close its pipes (end of a test)."""
+        self.kill()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
 
 async def session_keys(raw_redis: Any, prefix: str, session_id: str) -> list[str]:
     """Every Redis key of a session (``<prefix>:{<session id>}:...``)."""

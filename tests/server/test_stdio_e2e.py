@@ -71,7 +71,7 @@ def test_stdio_signal_tears_down_quickly(signum: signal.Signals) -> None:
         log = server.stderr()
         assert f"session ended session={session[:8]} reason={signum.name}" in log
     finally:
-        server.kill()
+        server.close()
 
 
 def _redis_env(url: str, prefix: str, **extra: str) -> dict[str, str]:
@@ -100,7 +100,7 @@ async def test_stdio_redis_signal_leaves_nothing(
         assert server.wait(TEARDOWN_BUDGET) == 0
         assert await live_keys(raw_redis, key_prefix, session) == []
     finally:
-        server.kill()
+        server.close()
 
 
 async def test_stdio_redis_crash_is_cleaned_up_by_the_lease(
@@ -120,7 +120,7 @@ async def test_stdio_redis_crash_is_cleaned_up_by_the_lease(
 
         await eventually(gone, seconds=5)
     finally:
-        server.kill()
+        server.close()
 
 
 async def test_stdio_starts_with_redis_down_and_says_so(key_prefix: str) -> None:
