@@ -39,8 +39,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Coverage covers both packages, server subprocesses included (pyproject [tool.coverage]);
+# each package must hold the threshold on its own, not only the total.
+COVERAGE_PACKAGES := memory_core mcp_server
+COVERAGE_MIN := 90
+
 pytest: install
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term $(PYTEST_ARGS)
+	@for pkg in $(COVERAGE_PACKAGES); do \
+		total=$$($(BIN)/coverage report --include="$$pkg/*" --format=total --fail-under=0) || exit 1; \
+		echo "$$pkg: $$total% branch coverage (minimum $(COVERAGE_MIN)%)"; \
+		$(BIN)/coverage report --include="$$pkg/*" --fail-under=$(COVERAGE_MIN) \
+			--format=total >/dev/null || { echo "$$pkg is below $(COVERAGE_MIN)%" >&2; exit 1; }; \
+	done
 
 test: lint typecheck pytest
 
@@ -51,4 +62,4 @@ reliability: install
 	WM_RELIABILITY=full $(BIN)/pytest -q -p no:cacheprovider tests/reliability $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

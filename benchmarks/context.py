@@ -11,14 +11,12 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
+
+# The Redis process helper lives with the tests (one implementation).
+from tests.support.redis_proc import RedisProcess
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -82,12 +80,6 @@ class Options:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _answers(host: str, port: int, timeout: float = 0.3) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
@@ -95,43 +87,6 @@ def _answers(host: str, port: int, timeout: float = 0.3) -> bool:
             return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
-
-
-class _ThrowawayRedis:
-    """A redis-server started by this run, killed (by its pid) at the end."""
-
-    def __init__(self, binary: str) -> None:
-        self.port = _free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="wm-bench-redis-"))
-        args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log"),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            if _answers("127.0.0.1", self.port):
-                return True
-            time.sleep(0.02)
-        return False
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class BenchContext:
@@ -143,7 +98,7 @@ class BenchContext:
         self._redis_url: str | None = None
         self._redis_reason = ""
         self._redis_origin = ""
-        self._spawned: _ThrowawayRedis | None = None
+        self._spawned: RedisProcess | None = None
 
     async def redis(self) -> tuple[str | None, str]:
         """``(url, description)`` of the Redis to use, or ``(None, reason to skip)``."""
@@ -171,9 +126,11 @@ class BenchContext:
             why = "--no-spawn" if binary else "no redis-server binary"
             self._redis_reason = f"no Redis on 127.0.0.1:6379 and {why}"
             return
-        server = _ThrowawayRedis(binary)
-        if not server.wait_ready():
-            server.stop()
+        server = RedisProcess()
+        try:
+            server.start()
+        except RuntimeError:
+            server.cleanup()
             self._redis_reason = "a throwaway redis-server did not start"
             return
         self._spawned = server
@@ -183,4 +140,5 @@ class BenchContext:
         if self._spawned is not None:
             with contextlib.suppress(OSError):
                 self._spawned.stop()
+                self._spawned.cleanup()
             self._spawned = None

@@ -31,7 +31,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,6 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 import httpx2
-import redis.asyncio as aioredis
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -56,6 +54,8 @@ from benchmarks.core import VALUE
 from benchmarks.report import Row, SectionResult, Target
 from benchmarks.stats import METHOD, Measured, Op, interleaved
 from memory_core import codec
+from tests.support.redis_keys import delete_prefix_at
+from tests.support.redis_proc import free_port
 
 KEY = "mcp"
 TITLE = "mcp: full MCP tool calls, server as a subprocess (µs, sequential, SDK client)"
@@ -129,12 +129,6 @@ def server_env(store: str, redis_url: str | None = None, prefix: str = "") -> di
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _log_file() -> TextIO:
     """A server's stderr: an anonymous temporary file, closed by its owner."""
     return cast(TextIO, tempfile.TemporaryFile("w+", encoding="utf-8"))
@@ -173,7 +167,7 @@ class HttpServer:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.log = _log_file()
-        self.base = f"http://127.0.0.1:{_free_port()}"
+        self.base = f"http://127.0.0.1:{free_port()}"
         self.proc: asyncio.subprocess.Process | None = None
         self._ready = False
 
@@ -244,16 +238,11 @@ def _bench_error(exc: BaseException) -> BenchError | None:
 
 async def leftover_keys(url: str, prefix: str) -> str:
     """Delete every key under ``prefix``; says how many there were."""
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        return f"{len(keys)} (then deleted)" if keys else "0"
+        deleted = await delete_prefix_at(url, prefix, socket_timeout=5)
     except (RedisError, OSError) as exc:
         return f"unknown, Redis failed ({type(exc).__name__})"
-    finally:
-        await client.aclose()
+    return f"{deleted} (then deleted)" if deleted else "0"
 
 
 # calls -------------------------------------------------------------------------------

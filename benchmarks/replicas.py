@@ -209,6 +209,7 @@ async def run(ctx: BenchContext) -> SectionResult:
         return out
 
     # The topology and process helpers live with the tests (one implementation).
+    from tests.support.redis_keys import delete_prefix_at
     from tests.support.replicas import ServerProcess, start_replicas
     from tests.support.topology import ClusterTopology
 
@@ -241,7 +242,7 @@ async def run(ctx: BenchContext) -> SectionResult:
         for replica in replicas:
             await asyncio.to_thread(replica.cleanup)
         await asyncio.to_thread(cluster.cleanup)
-        left = await _delete_prefix(single_url, prefix)
+        left = await delete_prefix_at(single_url, prefix)
 
     base = setups[0]
     for setup in setups:
@@ -276,16 +277,3 @@ async def run(ctx: BenchContext) -> SectionResult:
         f"{startup:.1f} s; keys left under the prefix on the single Redis: {left} (deleted)",
     ]
     return out
-
-
-async def _delete_prefix(url: str, prefix: str) -> int:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        return len(keys)
-    finally:
-        await client.aclose()

@@ -3,6 +3,10 @@
 Real Redis: ``WM_TEST_REDIS_URL`` if set, else a throwaway ``redis-server`` on a free
 port if the binary exists, else the tier is skipped with a visible reason.
 ``WM_REQUIRE_REDIS=1`` (CI) turns that skip into a failure.
+
+Local Redis Cluster and Sentinel topologies need the ``redis-server`` and ``redis-cli``
+binaries; without them their tests are skipped with the reason, and fail instead when
+``WM_REQUIRE_REDIS=1``.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from tests.support.redis_proc import RedisProcess
+from tests.support.topology import ClusterTopology, SentinelTopology, missing_binaries
 
 
 def _require_redis() -> bool:
@@ -59,11 +65,34 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-async def raw_redis(redis_url: str) -> AsyncIterator[object]:
-    import redis.asyncio as aioredis
-
+async def raw_redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         yield client
     finally:
         await client.aclose()
+
+
+def require_topologies() -> None:
+    reason = missing_binaries()
+    if reason is None:
+        return
+    if _require_redis():
+        pytest.fail(f"WM_REQUIRE_REDIS=1 but local Redis topologies cannot run: {reason}")
+    pytest.skip(f"Cluster/Sentinel tier skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterTopology]:
+    """3 masters + 3 replicas shared by the contract tests (never killed)."""
+    require_topologies()
+    with ClusterTopology(node_timeout_ms=3000) as topology:
+        yield topology
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelTopology]:
+    """1 master + 1 replica + 3 sentinels shared by the contract tests (never killed)."""
+    require_topologies()
+    with SentinelTopology() as topology:
+        yield topology

@@ -3,6 +3,7 @@ the circuit breaker and its fallback mirror."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memory_core.clock import Clock
@@ -10,6 +11,10 @@ from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError
 from memory_core.storage.base import Backend, PrimaryBackend
 from memory_core.storage.fallback import CircuitBreakerBackend, FallbackBackend
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -22,6 +27,7 @@ def backend_from_url(
     connect_timeout: float = 0.25,
     command_timeout: float = 0.5,
     clock: Clock | None = None,
+    client: Redis | RedisCluster | None = None,
 ) -> Backend:
     """Build the backend a store URL names.
 
@@ -42,6 +48,8 @@ def backend_from_url(
             several server replicas: a private in-memory copy per replica could let two
             replicas accept diverging writes to one session during an outage (split
             brain), so they fail closed unless fallback is asked for explicitly.
+        client: a Redis client to use instead of one built from the URL (tests inject
+            fakeredis this way); ignored for ``memory://``.
 
     Raises:
         InvalidArgumentError: the scheme is unknown or a cluster/sentinel URL is malformed.
@@ -63,10 +71,11 @@ def backend_from_url(
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
             clock=clock,
+            client=client,
         )
         if fallback is None:
             fallback = scheme in REDIS_SCHEMES
-        return compose_breaker(config, redis, fallback=fallback)
+        return compose_breaker(config, redis, fallback=fallback, clock=clock)
     raise InvalidArgumentError(
         f"unsupported store URL scheme {scheme!r}; use memory://, redis://, rediss://, "
         "unix://, redis+cluster:// or redis+sentinel://"

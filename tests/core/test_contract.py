@@ -1,4 +1,4 @@
-"""The contract every backend passes: memory, fakeredis, real Redis, Redis+fallback."""
+"""The contract every store passes: each entry of the store table (tests/support/stores.py)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from memory_core import (
     TaskState,
     TaskStatus,
     ValueTooLargeError,
+    WorkingMemory,
 )
-from tests.core.conftest import Harness
+from tests.support.redis_keys import prefixed_keys
+from tests.support.stores import Harness, HarnessFactory
 
 pytestmark = pytest.mark.asyncio
 
 
-async def open_memory(h: Harness, principal: str = "alice"):
+async def open_memory(h: Harness, principal: str = "alice") -> WorkingMemory:
     sid = await h.store.open(principal)
     return h.store.memory(sid, principal)
 
@@ -31,7 +33,7 @@ async def open_memory(h: Harness, principal: str = "alice"):
 async def redis_keys(h: Harness) -> list[str]:
     if h.raw is None:
         return []
-    return sorted([k async for k in h.raw.scan_iter(match=f"{h.prefix}:*")])  # type: ignore[attr-defined]
+    return await prefixed_keys(h.raw, h.prefix)
 
 
 # variables -----------------------------------------------------------------------------
@@ -89,7 +91,7 @@ async def test_list_keys_get_all_clear(harness: Harness) -> None:
     assert await m.clear() == 0
 
 
-async def test_glob_metacharacters_are_data_in_keys(harness_factory) -> None:
+async def test_glob_metacharacters_are_data_in_keys(harness_factory: HarnessFactory) -> None:
     m = await open_memory(await harness_factory(Limits()))
     weird = ["*", "?", "[x]", "a\\b", "{tag}", "..", "../etc", "wm:{other}:vars", "a*b"]
     for key in weird:
@@ -227,7 +229,7 @@ async def test_max_session_bytes(harness: Harness) -> None:
     assert usage.bytes < big
 
 
-async def test_session_bytes_limit_enforced(harness_factory) -> None:
+async def test_session_bytes_limit_enforced(harness_factory: HarnessFactory) -> None:
     h = await harness_factory(Limits(max_session_bytes=1024, max_value_bytes=600))
     m = await open_memory(h)
     await m.set("a", "x" * 500)
@@ -389,7 +391,7 @@ async def test_every_redis_key_has_a_ttl_within_the_lease(harness: Harness) -> N
     assert len(keys) == 6
     for key in keys:
         assert key.startswith(f"{harness.prefix}:{{{m.session_id}}}:")
-        pttl = await harness.raw.pttl(key)  # type: ignore[attr-defined]
+        pttl = await harness.raw.pttl(key)
         assert pttl > 0, key
         limit = retention_ms if (key.endswith(":cpm") or ":cp:" in key) else lease_ms
         assert pttl <= limit, key
@@ -549,7 +551,9 @@ async def test_restore_is_atomic_under_concurrent_writers(harness: Harness) -> N
 
 
 # concurrency ---------------------------------------------------------------------------
-async def test_200_concurrent_appends_and_sets_lose_nothing(harness_factory) -> None:
+async def test_200_concurrent_appends_and_sets_lose_nothing(
+    harness_factory: HarnessFactory,
+) -> None:
     h = await harness_factory(Limits())
     m = await open_memory(h)
     await asyncio.gather(
@@ -563,7 +567,7 @@ async def test_200_concurrent_appends_and_sets_lose_nothing(harness_factory) -> 
 
 
 async def test_two_stores_on_one_backend_never_see_each_others_sessions(
-    harness_factory,
+    harness_factory: HarnessFactory,
 ) -> None:
     h = await harness_factory(Limits())
     other = await harness_factory(Limits(), share=h)

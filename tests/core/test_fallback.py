@@ -44,10 +44,10 @@ async def wait_mode(store: SessionStore, mode: str, limit: float = 15.0) -> floa
     raise AssertionError(f"store did not reach mode {mode} within {limit}s")
 
 
-async def redis_view(url: str, prefix: str) -> AsyncIterator[SessionStore]:
+async def redis_view(url: str, prefix: str) -> SessionStore:
     store = SessionStore(backend_from_url(url, StoreConfig(key_prefix=prefix), fallback=False))
     await store.start()
-    return store  # type: ignore[return-value]
+    return store
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from memory_core import SessionStore, TaskState, WorkingMemoryError
 from memory_core.storage.memory import MemoryBackend
 from memory_core.storage.redis import RedisBackend
-from tests.core.conftest import SMALL_LIMITS, make_config
+from tests.support.redis_keys import delete_prefix
+from tests.support.stores import SMALL_LIMITS, make_config
 
 KEYS = st.sampled_from(["a", "b", "c", "user:1", "user:2", "*", "[x]", "d"])
 JSON = st.recursive(
@@ -45,7 +46,9 @@ OPS = st.one_of(
 )
 
 
-async def run_ops(store: SessionStore, ops: list[tuple[Any, ...]]) -> list[object]:
+async def run_ops(  # noqa: C901, PLR0912 - one branch per operation of the model
+    store: SessionStore, ops: list[tuple[Any, ...]]
+) -> list[object]:
     sid = await store.open("p")
     m = store.memory(sid, "p")
     checkpoints: list[str] = []
@@ -125,10 +128,7 @@ async def compare(ops: list[tuple[Any, ...]], redis_url: str | None) -> None:
         assert got == expected
     finally:
         if redis_url is not None:
-            client = backend.client
-            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await client.delete(*keys)
+            await delete_prefix(backend.client, prefix)
         await other.close()
 
 

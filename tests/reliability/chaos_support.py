@@ -38,7 +38,9 @@ from mcp.client.streamable_http import streamable_http_client
 from redis.exceptions import RedisError
 
 from memory_core import SessionStore, StoreConfig, backend_from_url
+from tests.support.redis_keys import prefixed_keys
 from tests.support.redis_proc import free_port
+from tests.support.results import resource_text
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -294,11 +296,11 @@ def shared_output_validators() -> Iterator[None]:
     original = ClientSession._output_schema_validator
     cache: dict[tuple[str, str], Any] = {}
 
-    def cached(self: ClientSession, name: str, schema: dict[str, Any]) -> Any:
-        key = (name, json.dumps(schema, sort_keys=True))
+    def cached(self: ClientSession, name: str, output_schema: dict[str, Any]) -> Any:
+        key = (name, json.dumps(output_schema, sort_keys=True))
         validator = cache.get(key)
         if validator is None:
-            validator = cache[key] = original(self, name, schema)
+            validator = cache[key] = original(self, name, output_schema)
         return validator
 
     ClientSession._output_schema_validator = cached  # type: ignore[method-assign]
@@ -333,13 +335,9 @@ def children_of(pid: int) -> list[int]:
 # --- what Redis holds ---------------------------------------------------------------------
 
 
-async def keys_under(raw: Any, prefix: str) -> list[str]:
-    return [k async for k in raw.scan_iter(match=f"{prefix}:*", count=1000)]
-
-
 async def ttl_sample(raw: Any, prefix: str) -> dict[str, int]:
     """Every key under ``prefix`` with its PTTL in ms (-1: no TTL; -2: just expired)."""
-    keys = await keys_under(raw, prefix)
+    keys = await prefixed_keys(raw, prefix)
     if not keys:
         return {}
     async with raw.pipeline(transaction=False) as pipe:
@@ -347,6 +345,10 @@ async def ttl_sample(raw: Any, prefix: str) -> dict[str, int]:
             pipe.pttl(key)
         ttls = await pipe.execute()
     return {k: int(t) for k, t in zip(keys, ttls, strict=True) if int(t) != -2}
+
+
+def _constant(limit: int) -> Callable[[str], int]:
+    return lambda _key: limit
 
 
 class TtlWatch:
@@ -358,9 +360,7 @@ class TtlWatch:
         self, raw: Any, prefix: str, max_ms: int | Callable[[str], int], interval: float = 0.1
     ) -> None:
         self.raw, self.prefix, self.interval = raw, prefix, interval
-        self.max_ms: Callable[[str], int] = (
-            max_ms if callable(max_ms) else (lambda _key, limit=max_ms: limit)
-        )
+        self.max_ms: Callable[[str], int] = max_ms if callable(max_ms) else _constant(max_ms)
         self.samples = 0
         self.keys_seen = 0
         self.max_keys = 0
@@ -416,7 +416,7 @@ async def redis_view(url: str, prefix: str) -> SessionStore:
 
 async def read_health(client: Client) -> dict[str, Any]:
     result = await client.read_resource("memory://health")
-    return dict(json.loads(result.contents[0].text))  # type: ignore[union-attr]
+    return dict(json.loads(resource_text(result)))
 
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:

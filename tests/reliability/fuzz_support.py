@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -137,7 +137,8 @@ SURROGATES = ("\ud800", "\udfff", "\ud83d", "a\udc80b", "\ud83d\ude00")
 
 
 def _chars(allow_surrogates: bool) -> st.SearchStrategy[str]:
-    return st.characters(exclude_categories=() if allow_surrogates else ("Cs",))
+    excluded: tuple[Literal["Cs"], ...] = () if allow_surrogates else ("Cs",)
+    return st.characters(exclude_categories=excluded)
 
 
 def texts(allow_surrogates: bool, max_size: int = 40) -> st.SearchStrategy[str]:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support.child_env import unmeasured
 from tests.support.redis_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ class ServerProcess:
                 for k, v in os.environ.items()
                 if not k.startswith("WM_") and not k.startswith("COV_")
             }
-            env |= self.env
+            env = unmeasured(env | self.env)
             with self._log.open("ab") as log:
                 self.proc = subprocess.Popen(
                     [
@@ -124,20 +125,6 @@ def running_server(env: dict[str, str] | None = None) -> Iterator[ServerProcess]
         yield server
     finally:
         server.cleanup()
-
-
-async def delete_prefix(raw_redis: Any, prefix: str) -> int:
-    """Delete every key under ``prefix:`` (bounded SCAN; test cleanup only)."""
-    deleted = 0
-    batch: list[str] = []
-    async for key in raw_redis.scan_iter(match=f"{prefix}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            deleted += await raw_redis.unlink(*batch)
-            batch = []
-    if batch:
-        deleted += await raw_redis.unlink(*batch)
-    return int(deleted)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

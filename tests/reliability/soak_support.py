@@ -23,7 +23,7 @@ import os
 import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -100,7 +100,7 @@ class Soak:
         self.done: Counter[str] = Counter()
         self.calls = 0
         self.failures: list[str] = []
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
 
     @asynccontextmanager
     async def connect(self, kind: str) -> AsyncIterator[Client]:

@@ -26,7 +26,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -51,6 +51,7 @@ from tests.reliability.conftest import FULL, scale
 from tests.reliability.tcp_proxy import TcpProxy
 from tests.reliability.workload import Driver, Stats, percentile
 from tests.server.e2e import StdioProcess, live_keys
+from tests.support.redis_keys import prefixed_keys
 from tests.support.redis_proc import RedisProcess
 
 CONNECT_TIMEOUT = 0.1
@@ -204,7 +205,7 @@ class Fleet:
 
         async def one(label: str, client: Client) -> tuple[str, float]:
             async def reached() -> bool:
-                return (await read_health(client))["mode"] == mode
+                return bool((await read_health(client))["mode"] == mode)
 
             return label, await poll(reached, PHASE_TIMEOUT, f"{label} to reach mode {mode}")
 
@@ -283,7 +284,7 @@ async def _fleet(
     for agent in remote:
         agent.health = http_health
     fleet = Fleet()
-    fleet.agents = [*remote, *started[1:]]
+    fleet.agents = [*remote, *cast(list[Agent], started[1:])]
     return fleet
 
 
@@ -633,7 +634,7 @@ async def test_server_kill9_sessions_expire_with_the_lease(
         figures["live_keys_gone_after_s"] = round(time.monotonic() - killed_at, 2)
 
         async def all_gone() -> bool:
-            return not [k async for k in raw.scan_iter(match=f"{key_prefix}:*", count=1000)]
+            return not await prefixed_keys(raw, key_prefix)
 
         await poll(all_gone, retention + 10, "every key (checkpoints too) to expire", 0.05)
         figures["all_keys_gone_after_s"] = round(time.monotonic() - killed_at, 2)
@@ -645,7 +646,7 @@ async def test_server_kill9_sessions_expire_with_the_lease(
         await watch.stop()
         server.cleanup()
         if stdio is not None:
-            stdio.kill()
+            stdio.close()
     assert watch.immortal == [], watch.immortal[:10]
     assert watch.too_long == [], watch.too_long[:10]
     assert figures["live_keys_gone_after_s"] <= lease + 10

@@ -48,8 +48,10 @@ from tests.reliability.fuzz_support import (
     texts,
     tool_arguments,
 )
-from tests.reliability.load_support import ServerProcess, delete_prefix, write_results
+from tests.reliability.load_support import ServerProcess, write_results
 from tests.server.e2e import streamable_client
+from tests.support.redis_keys import delete_prefix, delete_prefix_at
+from tests.support.results import resource_text, tool_text
 
 pytestmark = [
     pytest.mark.timeout(900 if FULL else 120),
@@ -70,7 +72,7 @@ KEY_RE_TEMPLATE = (
 )
 
 
-def _settings(**overrides: Any) -> Any:
+def _settings(**overrides: Any) -> settings:
     return settings(
         max_examples=overrides.pop("max_examples"),
         deadline=None,
@@ -102,7 +104,7 @@ class Target:
 
     async def state(self, client: Client, uri: str) -> dict[str, Any]:
         result = await client.read_resource(uri, cache_mode="bypass")
-        state: dict[str, Any] = json.loads(result.contents[0].text)  # type: ignore[union-attr]
+        state: dict[str, Any] = json.loads(resource_text(result))
         del state["expires_in"]
         return state
 
@@ -268,6 +270,7 @@ async def _check_redis_keys(redis_url: str | None, prefix: str) -> None:
     """Every key the fuzzing left is one of the layout's names, and none is immortal."""
     import redis.asyncio as aioredis
 
+    assert redis_url is not None
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         pattern = re.compile(KEY_RE_TEMPLATE.format(prefix=re.escape(prefix)))
@@ -453,7 +456,7 @@ async def test_regression_default_with_lone_surrogate_is_invalid_value() -> None
     async with Client(server, mode="legacy") as client:
         for default in ("\ud800", {"a": ["x\udfff"]}, [[[[0]]]] * 2):
             result = await client.call_tool("memory_get", {"key": "k", "default": default})
-            text = result.content[0].text  # type: ignore[union-attr]
+            text = tool_text(result)
             if default == [[[[0]]]] * 2:
                 assert not result.is_error, text
             else:
@@ -503,17 +506,7 @@ def http_server(request: pytest.FixtureRequest) -> Iterator[HttpServer]:
     finally:
         server.cleanup()
         if redis_url:
-
-            async def clean() -> None:
-                import redis.asyncio as aioredis
-
-                client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-                try:
-                    await delete_prefix(client, prefix)
-                finally:
-                    await client.aclose()
-
-            anyio.run(clean)
+            anyio.run(delete_prefix_at, redis_url, prefix)
 
 
 @asynccontextmanager

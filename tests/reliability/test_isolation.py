@@ -33,7 +33,9 @@ from mcp_types import CallToolResult, ResourceUpdatedNotification
 
 from mcp_server.tools import TOOL_NAMES
 from tests.reliability.conftest import FULL, scale
-from tests.reliability.load_support import ServerProcess, delete_prefix, write_results
+from tests.reliability.load_support import ServerProcess, write_results
+from tests.support.redis_keys import delete_prefix_at
+from tests.support.results import resource_text, tool_text
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),  # the population's clients live across tests
@@ -92,12 +94,12 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 
 def answer(result: CallToolResult) -> tuple[bool, str]:
     """What a caller learns from a result: error or not, and its text."""
-    return bool(result.is_error), result.content[0].text if result.content else ""  # type: ignore[union-attr]
+    return bool(result.is_error), tool_text(result) if result.content else ""
 
 
 async def read_state(client: Client, handle: str) -> dict[str, Any]:
     result = await client.read_resource(f"memory://session/{handle}", cache_mode="bypass")
-    state: dict[str, Any] = json.loads(result.contents[0].text)  # type: ignore[union-attr]
+    state: dict[str, Any] = json.loads(resource_text(result))
     del state["expires_in"]
     return state
 
@@ -190,17 +192,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     finally:
         process.cleanup()
         if redis_url and prefix:
-
-            async def clean() -> None:
-                import redis.asyncio as aioredis
-
-                client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-                try:
-                    await delete_prefix(client, prefix)
-                finally:
-                    await client.aclose()
-
-            anyio.run(clean)
+            anyio.run(delete_prefix_at, redis_url, prefix)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -532,7 +524,7 @@ async def test_failed_close_by_another_principal_does_not_touch_accounting(
 
         async def open_sessions() -> int:
             result = await alice.read_resource("memory://health", cache_mode="bypass")
-            return int(json.loads(result.contents[0].text)["sessions_open"])  # type: ignore[union-attr]
+            return int(json.loads(resource_text(result))["sessions_open"])
 
         handle = (await call(alice, "session_open"))["session"]
         count = await open_sessions()

@@ -29,12 +29,13 @@ from mcp import Client
 from tests.reliability.conftest import FULL
 from tests.reliability.load_support import (
     ServerProcess,
-    delete_prefix,
     percentile,
     running_server,
     write_results,
 )
 from tests.server.e2e import sse_connection, streamable_client
+from tests.support.redis_keys import delete_prefix_at, prefixed_keys
+from tests.support.results import resource_text, tool_text
 
 KS = (1, 8, 32, 128) if FULL else (1, 8)
 WINDOW_SECONDS = 3.0 if FULL else 0.5
@@ -88,7 +89,7 @@ class Session:
             args["session"] = self.handle
         result = await self.client.call_tool(tool, args)
         if result.is_error or result.structured_content is None:
-            text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+            text = tool_text(result) if result.content else ""
             raise AssertionError(f"{tool} failed: {text[:200]}")
         return dict(result.structured_content)
 
@@ -268,11 +269,11 @@ def _summary(store: str, transport: str, k: int, cell: Cell, wall: float) -> dic
 async def _health(url: str) -> dict[str, Any]:
     async with streamable_client(url, mode="auto") as client:
         result = await client.read_resource("memory://health", cache_mode="bypass")
-        return dict(json.loads(result.contents[0].text))  # type: ignore[union-attr]
+        return dict(json.loads(resource_text(result)))
 
 
 async def _live_keys(raw_redis: Any, prefix: str) -> list[str]:
-    keys = [k async for k in raw_redis.scan_iter(match=f"{prefix}:*", count=1000)]
+    keys = await prefixed_keys(raw_redis, prefix)
     return [k for k in keys if not k.rsplit("}:", 1)[-1].startswith("cp")]
 
 
@@ -299,17 +300,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield Target(request.param, server, prefix, redis_url)
         assert server.crashes() == [], server.log()[-4000:]
     if redis_url is not None and prefix is not None:
-
-        async def clean() -> None:
-            import redis.asyncio as aioredis
-
-            client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-            try:
-                await delete_prefix(client, prefix)
-            finally:
-                await client.aclose()
-
-        anyio.run(clean)
+        anyio.run(delete_prefix_at, redis_url, prefix)
 
 
 @pytest.fixture(scope="module", autouse=True)

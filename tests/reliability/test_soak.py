@@ -43,7 +43,6 @@ from tests.reliability.chaos_support import (
     ServerProcess,
     children_of,
     fd_count,
-    keys_under,
     poll,
     read_health,
     rss_bytes,
@@ -54,6 +53,7 @@ from tests.reliability.chaos_support import (
 )
 from tests.reliability.conftest import FULL, scale
 from tests.reliability.soak_support import MiB, Soak, Worker
+from tests.support.redis_keys import prefixed_keys
 from tests.support.redis_proc import RedisProcess
 
 # Allowed growth from the warm baseline to the end. CPython keeps freed memory in its
@@ -103,6 +103,7 @@ async def test_soak_connect_use_disconnect(
 
     async def run(plan: dict[str, int], progress: Any = None) -> dict[str, Any]:
         inproc, local = split(plan)
+        answer: dict[str, Any]
         answer, _ = await asyncio.gather(
             worker.request(cmd="run", plan=inproc, concurrency=CONCURRENCY),
             soak.run(local, CONCURRENCY, progress),
@@ -119,7 +120,7 @@ async def test_soak_connect_use_disconnect(
 
                 async def settled() -> bool:
                     last.update(
-                        keys=len(await keys_under(raw, key_prefix)),
+                        keys=len(await prefixed_keys(raw, key_prefix)),
                         http=(await read_health(health))["sessions_open"],
                         inproc=await worker.request(cmd="snapshot"),
                     )
@@ -133,7 +134,7 @@ async def test_soak_connect_use_disconnect(
                 async def snapshot() -> dict[str, Any]:
                     return {
                         "seconds": round(time.monotonic() - started, 1),
-                        "redis_keys": len(await keys_under(raw, key_prefix)),
+                        "redis_keys": len(await prefixed_keys(raw, key_prefix)),
                         "redis_used_memory_mib": round(
                             int((await raw.info("memory"))["used_memory"]) / MiB, 2
                         ),

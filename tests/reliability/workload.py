@@ -49,6 +49,7 @@ from typing import Any
 from mcp import Client
 
 from memory_core import WorkingMemory
+from tests.support.results import tool_text
 
 OPERATIONS = (
     "set",
@@ -203,7 +204,7 @@ class CallFailed(Exception):
 class Driver:
     """One agent on one session; see the module docstring."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only knobs, each with a default
         self,
         client: Client,
         *,
@@ -244,7 +245,7 @@ class Driver:
             raise CallFailed(tool) from exc
         self._sample(started, tool)
         if result.is_error or result.structured_content is None:
-            text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+            text = tool_text(result) if result.content else ""
             self.stats.errors.append(f"{self.name} {tool}: isError: {text[:300]}")
             raise CallFailed(tool)
         return dict(result.structured_content)
@@ -258,7 +259,7 @@ class Driver:
         self.stats.mismatches.append(f"{self.name}: {what}")
 
     # values ----------------------------------------------------------------------------
-    def _value(self) -> Any:
+    def _value(self) -> Any:  # noqa: PLR0911 - one return per kind of value
         self._seq += 1
         n = self._seq
         kind = self.rng.randrange(7)

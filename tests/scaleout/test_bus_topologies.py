@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -13,7 +14,7 @@ from mcp.server.subscriptions import ResourceUpdated, ServerEvent
 from mcp_server.events.redis_bus import RedisSubscriptionBus
 from tests.support.topology import ClusterTopology, SentinelTopology
 
-FAST = {"connect_timeout": 0.2, "command_timeout": 0.5, "heartbeat": 1.0}
+FAST: dict[str, Any] = {"connect_timeout": 0.2, "command_timeout": 0.5, "heartbeat": 1.0}
 
 
 class Seen:
@@ -26,8 +27,8 @@ class Seen:
 
 @asynccontextmanager
 async def pair(url: str, channel: str) -> AsyncIterator[tuple[RedisSubscriptionBus, ...]]:
-    a = RedisSubscriptionBus(url, channel=channel, **FAST)  # type: ignore[arg-type]
-    b = RedisSubscriptionBus(url, channel=channel, **FAST)  # type: ignore[arg-type]
+    a = RedisSubscriptionBus(url, channel=channel, **FAST)
+    b = RedisSubscriptionBus(url, channel=channel, **FAST)
     await a.start()
     await b.start()
     try:

@@ -1,20 +1,20 @@
 """Redis Cluster specifics: one session, one slot; scripts unchanged; NOSCRIPT reload.
 
-The contract suite runs against the cluster too (test_contract_topologies.py); these tests
-check what it cannot see: where the keys land.
+The contract suite runs against the cluster too (the store table, tests/support/stores.py);
+these tests check what it cannot see: where the keys land.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from memory_core import TaskState
 from memory_core.storage.redis.layout import KeyLayout
-from tests.core.conftest import Harness
-from tests.scaleout.conftest import build, dispose
+from tests.scaleout.conftest import build
+from tests.support.redis_keys import prefixed_keys
+from tests.support.stores import Harness
 from tests.support.topology import ClusterTopology, cached_scripts, client
 
 
@@ -24,7 +24,7 @@ async def h(redis_cluster: ClusterTopology, key_prefix: str) -> AsyncIterator[Ha
     try:
         yield harness
     finally:
-        await dispose(harness)
+        await harness.close()
 
 
 async def test_every_key_of_a_session_lands_in_the_slot_of_its_hash_tag(
@@ -37,8 +37,8 @@ async def test_every_key_of_a_session_lands_in_the_slot_of_its_hash_tag(
     await m.append_scratchpad("thought")
     await m.set_task_state(TaskState(task_id="t"))
     checkpoint = await m.create_checkpoint("cp")
-    raw: Any = h.raw
-    keys = sorted([k async for k in raw.scan_iter(match=f"{h.prefix}:*")])
+    assert h.raw is not None
+    keys = await prefixed_keys(h.raw, h.prefix)
     layout = KeyLayout(h.prefix)
     # the KEYS every session script declares, plus the checkpoint blob cp_create writes
     assert keys == sorted([*layout.session_keys(sid), layout.checkpoint(sid, checkpoint)])
@@ -87,8 +87,8 @@ async def test_scripts_reload_after_script_flush_on_every_master(
     owner = redis_cluster.master_of(redis_cluster.keyslot(f"{{{sid}}}"))
     with client(owner.port) as node:
         assert cached_scripts(node) > 0
-        raw: Any = h.raw
-        assert await raw.script_flush()  # goes to every master
+        assert h.raw is not None
+        assert await h.raw.script_flush()  # goes to every master
         assert cached_scripts(node) == 0
         assert await m.get("k") == "v"  # EVALSHA -> NOSCRIPT -> SCRIPT LOAD -> EVALSHA
         assert cached_scripts(node) > 0

@@ -71,7 +71,7 @@ class Fence:
                     socket_timeout=2, retry=Retry(NoBackoff(), 0),
                 )  # fmt: skip
             await self.client.set(self.key, "1", px=60_000)
-            return int(await self.client.execute_command("WAIT", 1, 1000)) >= 1
+            return int(await self.client.wait(1, 1000)) >= 1  # WAIT 1 1000
         except (RedisError, OSError, TopologyError):
             await self.close()  # find the master again next time
             return False

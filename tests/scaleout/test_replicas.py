@@ -32,7 +32,6 @@ from mcp.client.sse import sse_client
 from mcp.client.subscriptions import Subscription
 from mcp_types import ResourceUpdatedNotification
 
-from tests.scaleout.conftest import raw_client
 from tests.server.e2e import (
     RawStreamable,
     call,
@@ -43,7 +42,8 @@ from tests.server.e2e import (
     streamable_client,
 )
 from tests.support.replicas import ServerProcess, start_replicas
-from tests.support.topology import ClusterTopology
+from tests.support.results import resource_text, updated_uri
+from tests.support.topology import ClusterTopology, raw_client
 
 # resources/subscribe is what 2025-era clients speak; the SDK marks it deprecated
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
@@ -91,7 +91,7 @@ async def stateless(replica: ServerProcess) -> AsyncIterator[Client]:
 
 async def health(client: Client) -> dict[str, Any]:
     result = await client.read_resource("memory://health")
-    return dict(json.loads(result.contents[0].text))  # type: ignore[union-attr]
+    return dict(json.loads(resource_text(result)))
 
 
 async def wait_bus_connected(*clients: Client) -> None:
@@ -121,7 +121,7 @@ class Inbox:
 async def next_uri(sub: Subscription) -> str:
     with anyio.fail_after(5):
         async for event in sub:
-            return str(event.uri)  # type: ignore[union-attr]
+            return updated_uri(event)
     raise AssertionError("the listen stream ended")
 
 

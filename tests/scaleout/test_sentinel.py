@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from memory_core import SessionStore, StorageUnavailableError, backend_from_url
-from tests.core.conftest import Harness
-from tests.scaleout.conftest import build, dispose
+from tests.scaleout.conftest import build
+from tests.support.stores import Harness
 from tests.support.topology import HOST, SentinelTopology, cached_scripts, client, wait_until
 
 
@@ -21,7 +20,7 @@ async def h(redis_sentinel: SentinelTopology, key_prefix: str) -> AsyncIterator[
     try:
         yield harness
     finally:
-        await dispose(harness)
+        await harness.close()
 
 
 async def test_writes_go_to_the_named_master_and_reach_its_replica(
@@ -32,7 +31,8 @@ async def test_writes_go_to_the_named_master_and_reach_its_replica(
     await m.set("a", {"x": 1})
     await m.append_scratchpad("thought")
     master_port = redis_sentinel.master_port()
-    raw: Any = h.raw  # a plain client of that master
+    raw = h.raw  # a plain client of that master
+    assert raw is not None
     vars_key = f"{h.prefix}:{{{sid}}}:vars"
     assert await raw.hgetall(vars_key) == {"a": '{"x":1}'}
     replica = next(p for p in redis_sentinel.processes[:2] if p.port != master_port)

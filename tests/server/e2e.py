@@ -26,6 +26,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
 
 from mcp_server.runtime import Runtime
+from tests.support.child_env import measured
+from tests.support.results import tool_text
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDSHAKE = {
@@ -100,7 +102,7 @@ async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 async def error(client: Client, tool: str, **args: Any) -> str:
     result = await client.call_tool(tool, args)
     assert result.is_error, result.structured_content
-    return result.content[0].text  # type: ignore[union-attr]
+    return tool_text(result)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
@@ -161,7 +163,7 @@ class StdioProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
-            env={"PATH": os.environ.get("PATH", ""), **(env or {})},
+            env=measured({"PATH": os.environ.get("PATH", ""), **(env or {})}),
         )
         self._next_id = 0
 
@@ -203,6 +205,13 @@ class StdioProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+    def close(self) -> None:
+        """Kill the process if it still runs and close its pipes (end of a test)."""
+        self.kill()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 async def session_keys(raw_redis: Any, prefix: str, session_id: str) -> list[str]:

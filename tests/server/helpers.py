@@ -12,6 +12,7 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from mcp_server.server import WorkingMemoryServer
+from tests.support.results import resource_text, tool_text
 
 MODES = ("legacy", "stateless")
 CODE_RE = re.compile(r"^[A-Z_]+: \S")
@@ -51,7 +52,7 @@ class Agent:
         """The error text of a call that must fail, checked for shape and leaks."""
         result = await self.raw(tool, args)
         assert result.is_error, f"{tool} succeeded: {result.structured_content}"
-        text = result.content[0].text  # type: ignore[union-attr]
+        text = tool_text(result)
         assert CODE_RE.match(text), text
         for marker in LEAK_MARKERS:
             assert marker not in text, text
@@ -61,7 +62,7 @@ class Agent:
         """The session state resource of this agent's session."""
         uri = f"memory://session/{self.handle or 'current'}"
         result = await self.client.read_resource(uri)
-        return dict(json.loads(result.contents[0].text))  # type: ignore[union-attr]
+        return dict(json.loads(resource_text(result)))
 
     async def snapshot(self) -> dict[str, Any]:
         """Everything a failed call must leave unchanged."""

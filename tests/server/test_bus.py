@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -45,8 +46,8 @@ class Seen:
 
 
 @asynccontextmanager
-async def running(url: str, channel: str, **kwargs: float) -> AsyncIterator[RedisSubscriptionBus]:
-    bus = RedisSubscriptionBus(url, channel=channel, **kwargs)  # type: ignore[arg-type]
+async def running(url: str, channel: str, **kwargs: Any) -> AsyncIterator[RedisSubscriptionBus]:
+    bus = RedisSubscriptionBus(url, channel=channel, **kwargs)
     await bus.start()
     try:
         yield bus
@@ -71,19 +72,17 @@ def test_events_encode_compactly_and_malformed_lines_are_dropped() -> None:
 
 
 def test_settings_pick_the_bus() -> None:
-    http = {"transport": "http"}
+    http: dict[str, Any] = {"transport": "http"}
     assert isinstance(build_bus(Settings()), InProcessBus)
-    redis = Settings(redis_url="redis://127.0.0.1:1/0", **http)  # type: ignore[arg-type]
+    redis = Settings(redis_url="redis://127.0.0.1:1/0", **http)
     assert isinstance(build_bus(redis), RedisSubscriptionBus)
     stdio = Settings(redis_url="redis://127.0.0.1:1/0")  # one client: stays local
     assert isinstance(build_bus(stdio), InProcessBus)
     forced = Settings(redis_url="redis://127.0.0.1:1/0", subscription_bus="redis")
     assert isinstance(build_bus(forced), RedisSubscriptionBus)
-    memory = Settings(redis_url="redis://127.0.0.1:1/0", subscription_bus="memory", **http)  # type: ignore[arg-type]
+    memory = Settings(redis_url="redis://127.0.0.1:1/0", subscription_bus="memory", **http)
     assert isinstance(build_bus(memory), InProcessBus)
-    bus = build_bus(
-        Settings(redis_url="redis+cluster://127.0.0.1:1", key_prefix="p", **http)  # type: ignore[arg-type]
-    )
+    bus = build_bus(Settings(redis_url="redis+cluster://127.0.0.1:1", key_prefix="p", **http))
     assert isinstance(bus, RedisSubscriptionBus) and bus.channel == "p:events"
     with pytest.raises(ValueError, match="subscription_bus=redis needs a redis_url"):
         Settings(subscription_bus="redis")

@@ -12,7 +12,8 @@ from mcp_server.cli import build_parser, load_settings, main
 from mcp_server.http import UnsafeConfigError, check_exposure, create_app, transport_security
 from mcp_server.runtime import build_store
 from mcp_server.settings import Settings
-from memory_core import InvalidArgumentError, Limits
+from memory_core import InvalidArgumentError, Limits, SessionStore
+from memory_core.storage.fallback import CircuitBreakerBackend, FallbackBackend
 
 TOKEN_A = "a" * 24
 TOKEN_B = "b" * 24
@@ -154,15 +155,22 @@ def test_cli_refuses_unsafe_start(
     assert "without bearer tokens" in caplog.text
 
 
+def _serves_fallback(store: SessionStore) -> bool:
+    """True for a breaker with a mirror, False for one that fails closed."""
+    backend = store.backend
+    assert isinstance(backend, CircuitBreakerBackend)
+    return isinstance(backend, FallbackBackend)
+
+
 def test_fallback_default_depends_on_the_topology() -> None:
     from mcp_server.runtime import build_store
 
     single = build_store(Settings(redis_url="redis://127.0.0.1:1/0"))
     cluster = build_store(Settings(redis_url="redis+cluster://127.0.0.1:1"))
     forced = build_store(Settings(redis_url="redis+cluster://127.0.0.1:1", fallback=True))
-    assert single.backend.fallback_enabled is True  # type: ignore[attr-defined]
-    assert cluster.backend.fallback_enabled is False  # type: ignore[attr-defined]
-    assert forced.backend.fallback_enabled is True  # type: ignore[attr-defined]
+    assert _serves_fallback(single) is True
+    assert _serves_fallback(cluster) is False
+    assert _serves_fallback(forced) is True
 
 
 def test_a_named_replica_fails_closed_by_default() -> None:
@@ -170,7 +178,7 @@ def test_a_named_replica_fails_closed_by_default() -> None:
     off even for a single Redis (private copies per replica could diverge)."""
     replica = build_store(Settings(redis_url="redis://127.0.0.1:1/0", replica_id="a"))
     forced = build_store(Settings(redis_url="redis://127.0.0.1:1/0", replica_id="a", fallback=True))
-    assert replica.backend.fallback_enabled is False  # type: ignore[attr-defined]
-    assert forced.backend.fallback_enabled is True  # type: ignore[attr-defined]
+    assert _serves_fallback(replica) is False
+    assert _serves_fallback(forced) is True
     with pytest.raises(ValueError, match="replica_id"):
         Settings(replica_id="a/b")

@@ -3,6 +3,7 @@ requests, isolation, teardown on disconnect and idle timeout, auth, DNS rebindin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,7 +71,7 @@ async def test_streamable_and_sse_connections_are_isolated_and_torn_down(
             assert (await call(client, "memory_list_keys"))["keys"] == ["who"]
         assert len(set(sessions)) == 3
     for session in sessions:  # DELETE (streamable) and stream close (SSE)
-        await eventually(lambda s=session: _ended(http, s))  # type: ignore[misc]
+        await eventually(functools.partial(_ended, http, session))
 
 
 async def test_stateless_http_requests_use_handles(http: RunningServer) -> None:

@@ -10,6 +10,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_server.server import WorkingMemoryServer, create_server
 from tests.server.helpers import agent
+from tests.support.results import resource_text
 
 
 async def test_resources_are_listed(server: WorkingMemoryServer, mode: str) -> None:
@@ -80,7 +81,7 @@ async def test_current_session_needs_a_connection(server: WorkingMemoryServer) -
 async def test_health(server: WorkingMemoryServer, mode: str) -> None:
     async with agent(server, mode) as a:
         result = await a.client.read_resource("memory://health")
-    health = json.loads(result.contents[0].text)  # type: ignore[union-attr]
+    health = json.loads(resource_text(result))
     assert health["mode"] == "memory" and health["healthy"] is True
     assert health["sessions_open"] >= 1 and health["version"]
     assert set(health) == {

@@ -59,8 +59,7 @@ async def test_the_http_app_owns_an_injected_store(monkeypatch: pytest.MonkeyPat
 def test_tokens_are_loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[Settings] = []
     import mcp_server.runtime
-
-    original = mcp_server.runtime.load_tokens
+    from mcp_server.auth import load_tokens as original
 
     def counting(settings: Settings) -> dict[str, str]:
         loads.append(settings)

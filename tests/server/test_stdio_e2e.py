@@ -14,13 +14,15 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.server.e2e import ROOT, StdioProcess, call, error, eventually, live_keys
+from tests.support.child_env import measured
+from tests.support.results import resource_text
 
 TEARDOWN_BUDGET = 2.0  # the SDK's stdio client kills the server after 2 s
 
 
 def _params(env: dict[str, str] | None = None) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_server"], env=env or {}, cwd=ROOT
+        command=sys.executable, args=["-m", "mcp_server"], env=measured(env or {}), cwd=ROOT
     )
 
 
@@ -35,7 +37,7 @@ async def _use_over_sdk_client(env: dict[str, str] | None = None) -> tuple[str, 
             info = await call(client, "session_info")
             assert info["binding"] == "process"
             state = await client.read_resource("memory://session/current")
-            assert info["session"] in state.contents[0].text  # type: ignore[union-attr]
+            assert info["session"] in resource_text(state)
         errlog.seek(0)
         return info["session"], errlog.read()
 
@@ -69,7 +71,7 @@ def test_stdio_signal_tears_down_quickly(signum: signal.Signals) -> None:
         log = server.stderr()
         assert f"session ended session={session[:8]} reason={signum.name}" in log
     finally:
-        server.kill()
+        server.close()
 
 
 def _redis_env(url: str, prefix: str, **extra: str) -> dict[str, str]:
@@ -98,7 +100,7 @@ async def test_stdio_redis_signal_leaves_nothing(
         assert server.wait(TEARDOWN_BUDGET) == 0
         assert await live_keys(raw_redis, key_prefix, session) == []
     finally:
-        server.kill()
+        server.close()
 
 
 async def test_stdio_redis_crash_is_cleaned_up_by_the_lease(
@@ -118,7 +120,7 @@ async def test_stdio_redis_crash_is_cleaned_up_by_the_lease(
 
         await eventually(gone, seconds=5)
     finally:
-        server.kill()
+        server.close()
 
 
 async def test_stdio_starts_with_redis_down_and_says_so(key_prefix: str) -> None:
@@ -129,6 +131,6 @@ async def test_stdio_starts_with_redis_down_and_says_so(key_prefix: str) -> None
             with anyio.fail_after(10):
                 await call(client, "memory_set", key="k", value=1)
                 health = await client.read_resource("memory://health")
-            assert '"mode":"fallback"' in health.contents[0].text  # type: ignore[union-attr]
+            assert '"mode":"fallback"' in resource_text(health)
         errlog.seek(0)
         assert "store=fallback" in errlog.read()

@@ -19,6 +19,7 @@ from mcp_server.http import create_app
 from mcp_server.settings import Settings
 from tests.server.e2e import RunningServer, call, serve_in_thread, streamable_client
 from tests.server.helpers import agent
+from tests.support.results import updated_uri
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789ab"
@@ -37,7 +38,7 @@ def http_auth() -> Iterator[RunningServer]:
 async def next_uri(sub: Subscription) -> str:
     with anyio.fail_after(3):
         async for event in sub:
-            return str(event.uri)  # type: ignore[union-attr]
+            return updated_uri(event)
     raise AssertionError("the listen stream ended")
 
 

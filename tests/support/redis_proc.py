@@ -1,4 +1,5 @@
-"""Throwaway redis-server processes on free loopback ports, for tests that kill them."""
+"""Throwaway redis-server processes on free loopback ports, for tests that kill them (and
+for the benchmarks, which start one when no Redis is running)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class RedisProcess:
         while time.monotonic() < deadline:
             if ping(self.port):
                 return self
+            if self.proc.poll() is not None:
+                break  # it exited: a bad argument, or the port was taken meanwhile
             time.sleep(0.02)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 

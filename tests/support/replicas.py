@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.child_env import measured
 from tests.support.redis_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mcp_server"],
                 cwd=ROOT,
-                env=self.env,
+                env=measured(self.env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

@@ -19,9 +19,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from tests.support.redis_proc import RedisProcess, free_port
 
@@ -85,7 +87,7 @@ def _info(port: int, section: str) -> dict[str, Any]:
 class _Topology:
     processes: list[RedisProcess]
 
-    def __enter__(self) -> _Topology:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -311,3 +313,11 @@ class SentinelTopology(_Topology):
             return True
 
         return wait_until(healthy, timeout, "a healthy sentinel setup")
+
+
+def raw_client(topology: ClusterTopology | SentinelTopology) -> aioredis.Redis | RedisCluster:
+    """A plain redis-py client on the topology, independent of the code under test: a
+    cluster client (its scan_iter walks every master), or a client of the current master."""
+    if isinstance(topology, ClusterTopology):
+        return RedisCluster(host=HOST, port=topology.processes[0].port, decode_responses=True)
+    return aioredis.Redis(host=HOST, port=topology.master_port(), decode_responses=True)

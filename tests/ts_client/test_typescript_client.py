@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def node_client() -> Path:
     return HERE / "client.mjs"
 
 
-def run_client(script: Path, env: dict[str, str]) -> dict[str, object]:
+def run_client(script: Path, env: dict[str, str]) -> dict[str, Any]:
     proc = subprocess.run(
         ["node", str(script)],
         check=False,
@@ -45,7 +46,7 @@ def run_client(script: Path, env: dict[str, str]) -> dict[str, object]:
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result line; stdout={proc.stdout!r} stderr={proc.stderr[-2000:]!r}"
-    result = json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(lines[-1])
     assert proc.returncode == 0 and result["ok"], result.get("error") or proc.stderr[-2000:]
     return result
 
@@ -61,11 +62,11 @@ def stdio_env(**extra: str) -> dict[str, str]:
 
 def test_typescript_sdk_over_stdio_in_memory(node_client: Path) -> None:
     result = run_client(node_client, stdio_env())
-    assert int(result["checks"]) > 60  # type: ignore[call-overload]
+    assert int(result["checks"]) > 60
 
 
 def test_typescript_sdk_over_stdio_with_redis(
     node_client: Path, redis_url: str, key_prefix: str
 ) -> None:
     result = run_client(node_client, stdio_env(WM_REDIS_URL=redis_url, WM_KEY_PREFIX=key_prefix))
-    assert int(result["checks"]) > 60  # type: ignore[call-overload]
+    assert int(result["checks"]) > 60
