@@ -55,7 +55,11 @@ class Link:
         )
 
     async def close(self) -> None:
-        await self.client.aclose()
+        client = self.client
+        if isinstance(client, RedisCluster):
+            await client.aclose()
+        else:  # the client was handed its pool: aclose() alone leaves it open
+            await client.aclose(close_connection_pool=True)
 
 
 class SingleLink(Link):

@@ -59,7 +59,13 @@ class RedisBackend(PrimaryBackend):
         self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
 
     async def close(self) -> None:
-        await self.client.aclose()
+        client = self.client
+        if isinstance(client, RedisCluster):
+            await client.aclose()
+        else:
+            # The client was handed its pool, and redis-py leaves a pool it did not
+            # create open on aclose(): close it too, or its connections leak.
+            await client.aclose(close_connection_pool=True)
 
     async def health(self) -> Health:
         ok = await self.ping()
