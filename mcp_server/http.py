@@ -8,7 +8,10 @@ Security is not optional here:
 * DNS-rebinding protection always on, with an explicit Host/Origin allow-list (the
   SDK would silently turn it off for a wildcard bind);
 * a request body limit on both transports;
-* ``/healthz`` is unauthenticated and says only ok/degraded.
+* ``/healthz`` is unauthenticated and says only ok/degraded;
+* every posted body is checked (``mcp_server.wire``) before the SDK parses it, so a body
+  it cannot take gets the same JSON-RPC error as on stdio, never parser or validator
+  text (``CheckedBodies``).
 
 The runtime (store, subscription bus, sessions) is built once per process and entered
 in this app's lifespan: the SDK's own lifespan runs once per SSE connection.
@@ -21,7 +24,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import (
+    AuthenticatedUser,
+    BearerAuthBackend,
+    RequireAuthMiddleware,
+)
 from mcp.server.sse import SseServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -30,8 +37,9 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_server import wire
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.errors import ConfigurationError
 from mcp_server.sdk import lowlevel_server
@@ -111,7 +119,13 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
         host=settings.host,
     )
     routes: list[BaseRoute] = [Route(HEALTH_PATH, _healthz(runtime.store), methods=["GET"])]
-    routes += [r for r in streamable.routes if isinstance(r, Route) and r.path == MCP_PATH]
+    routes += [
+        Route(
+            MCP_PATH, endpoint=CheckedBodies(r.endpoint, settings.max_body_bytes, auth=bool(tokens))
+        )
+        for r in streamable.routes
+        if isinstance(r, Route) and r.path == MCP_PATH
+    ]
     routes += _sse_routes(
         server, security, settings.max_body_bytes, messages_path(settings), auth=bool(tokens)
     )
@@ -173,8 +187,78 @@ def _sse_routes(
 
     return [
         Route(SSE_PATH, endpoint=guard(stream), methods=["GET"]),
-        Mount(path, app=guard(transport.handle_post_message)),
+        Mount(
+            path,
+            app=CheckedBodies(guard(transport.handle_post_message), max_body_bytes, auth=auth),
+        ),
     ]
+
+
+class CheckedBodies:
+    """Answers a POST body the SDK cannot take with ``wire``'s JSON-RPC error (400).
+
+    Runs after authentication: a request without a valid token reaches the SDK's own
+    401 unread. A body over ``max_bytes`` is passed on for the SDK's 413. Batches are
+    refused in every protocol version over HTTP.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, *, auth: bool) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or (self.auth and not isinstance(scope.get("user"), AuthenticatedUser))
+        ):
+            await self.app(scope, receive, send)
+            return
+        read: list[Message] = []
+        size = 0
+        complete = False
+        while size <= self.max_bytes:
+            message = await receive()
+            read.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                complete = size <= self.max_bytes
+                break
+        if complete:
+            body = b"".join(m.get("body", b"") for m in read)
+            outcome = wire.check(body)
+            if not isinstance(outcome, wire.Message):
+                refusal = (
+                    outcome
+                    if isinstance(outcome, wire.Refusal)
+                    else wire.refuse_batch(_version_header(scope))
+                )
+                log.warning(
+                    "refused a body: %s (%d bytes), answered %d id=%s",
+                    refusal.reason,
+                    len(body),
+                    refusal.code,
+                    refusal.id,
+                )
+                response = Response(refusal.body(), 400, media_type="application/json")
+                await response(scope, receive, send)
+                return
+
+        async def replay() -> Message:
+            return read.pop(0) if read else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _version_header(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"mcp-protocol-version":
+            text: str = value.decode("latin-1")
+            return text
+    return None
 
 
 class _Asgi:

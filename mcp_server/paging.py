@@ -7,6 +7,10 @@ a client's tool-output budget. ``next_cursor`` is None when nothing remains.
 Cursors are base64url JSON naming the listing they belong to. Variable listings
 continue after the last key returned (stable under concurrent writes); the
 scratchpad, which only grows at the end, continues at an offset.
+
+A cursor is client data: any shape or size a client sends (too long, not base64, not
+JSON, nested, an offset past any listing, a key no session can hold) is refused here
+with ``INVALID_ARGUMENT`` before anything reaches the store.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from memory_core import InvalidArgumentError
+from memory_core import InvalidArgumentError, InvalidKeyError
+from memory_core.keys import validate_key
 
 T = TypeVar("T")
 
 BAD_CURSOR = "cursor is not valid for this listing; omit it to start from the beginning"
+# Far above any cursor this server makes (a key and a pattern, base64url encoded).
+MAX_CURSOR_LENGTH = 8192
+# Far above any listing a session can hold, far below what a store's integers take.
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +59,54 @@ def decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
     Raises:
         InvalidArgumentError: not a cursor, or a cursor of another listing.
     """
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR_LENGTH:
+        raise InvalidArgumentError(BAD_CURSOR)
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raw = base64.urlsafe_b64decode(padded.encode("ascii"))
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeError, binascii.Error, RecursionError) as exc:
         raise InvalidArgumentError(BAD_CURSOR) from exc
     if not isinstance(data, dict) or data.get("k") != kind:
         raise InvalidArgumentError(BAD_CURSOR)
     return data
+
+
+def cursor_offset(cursor: str | None, kind: str) -> int:
+    """The offset a cursor of ``kind`` continues at (0 without a cursor).
+
+    Raises:
+        InvalidArgumentError: see ``decode_cursor``; or an offset that is not an integer
+            between 0 and ``MAX_OFFSET``.
+    """
+    if cursor is None:
+        return 0
+    offset = decode_cursor(cursor, kind).get("o")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidArgumentError(BAD_CURSOR)
+    return offset
+
+
+def cursor_after(cursor: str | None, kind: str, pattern: str, max_key_length: int) -> str | None:
+    """The key a cursor of ``kind`` continues after (None without a cursor).
+
+    Raises:
+        InvalidArgumentError: see ``decode_cursor``; a cursor of another pattern; or one
+            whose key no session could hold.
+    """
+    if cursor is None:
+        return None
+    data = decode_cursor(cursor, kind)
+    if data.get("p") != pattern:
+        raise InvalidArgumentError(
+            "cursor belongs to a listing with another pattern; use the same pattern, "
+            "or omit the cursor to start over"
+        )
+    after = data.get("a")
+    try:
+        return validate_key(after, max_key_length)
+    except InvalidKeyError as exc:
+        raise InvalidArgumentError(BAD_CURSOR) from exc
 
 
 def take(items: Iterable[T], limit: int, max_bytes: int, size: Callable[[T], int]) -> list[T]:

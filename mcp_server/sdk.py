@@ -4,16 +4,21 @@ The SDK has no public per-connection hook: the ``Connection`` behind a request
 (its ``state``, ``exit_stack`` and transport ``session_id``) is reachable only
 through the private ``ServerSession._connection``, and request handlers the
 high-level ``MCPServer`` does not offer (``resources/subscribe``) can only be
-registered on its private low-level server. Everything else in ``mcp_server``
+registered on its private low-level server. The stdio transport reads raw lines
+itself (``mcp_server.stdio``) but keeps the SDK's claim on fd 0, which is private too.
+Everything else in ``mcp_server``
 goes through the functions below; ``tests/server/test_sdk_contract.py`` fails
 loudly if an SDK upgrade moves any of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
+import mcp.server.stdio as sdk_stdio
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
@@ -22,6 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 __all__ = [
     "Connection",
+    "claimed_stdin",
     "connection_of",
     "is_stateless",
     "lowlevel_server",
@@ -64,3 +70,19 @@ def lowlevel_server(server: MCPServer[Any]) -> Server[Any]:
     """The low-level server under ``MCPServer``, for handlers it does not expose."""
     lowlevel: Server[Any] = server._lowlevel_server
     return lowlevel
+
+
+@contextmanager
+def claimed_stdin() -> Iterator[BinaryIO]:
+    """The stdio wire as bytes, claimed as the SDK's ``stdio_server()`` claims it.
+
+    While claimed, fd 0 points at the null device (handlers read EOF) and the wire is
+    read from a private duplicate; fd 0 is restored on exit. ``stdio_server(stdin=...)``
+    then leaves fd 0 alone and still claims fd 1 itself.
+    """
+    buffer, release = sdk_stdio._claim_fd(0, sys.stdin, "rb", sdk_stdio._open_stdin_diversion)
+    try:
+        yield buffer
+    finally:
+        if release is not None:
+            release()

@@ -5,18 +5,34 @@ runtime at end of input, or on SIGTERM/SIGINT, well within the ~2 s a client wai
 before killing the server (``Runtime.teardown_seconds``). On a signal the SDK's stdin
 reader may sit in a blocking read in a worker thread that nothing can interrupt, so
 after the teardown the process exits directly instead of waiting for that thread.
+
+Every line gets an answer: the SDK drops a line it cannot parse silently, so lines are
+read here as bytes and checked (``mcp_server.wire``) before the SDK parses them; a
+refused line is answered with a JSON-RPC error and logged once. Batches are split into
+their messages for a 2025-03-26 connection (the one version that requires them, each
+answer on its own line) and refused on every other.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.version import SUPPORTED_PROTOCOL_VERSIONS
 
+from mcp_server import wire
 from mcp_server.binding import short
 from mcp_server.runtime import Runtime
+from mcp_server.sdk import claimed_stdin, lowlevel_server
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
 
@@ -34,7 +50,7 @@ async def serve_stdio(settings: Settings) -> None:
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(_exit_on_signal, runtime)
-            await server.run_stdio_async()
+            await run_lines(server)
             tg.cancel_scope.cancel()
         await runtime.close("end of input")
 
@@ -47,3 +63,72 @@ async def _exit_on_signal(runtime: Runtime) -> None:
             await runtime.close(name)
             logging.shutdown()
             os._exit(0)
+
+
+async def run_lines(server: MCPServer[Any]) -> None:
+    """``MCPServer.run_stdio_async``, with every line checked before the SDK parses it."""
+    low = lowlevel_server(server)
+    with claimed_stdin() as stdin:
+        lines = CheckedLines(anyio.wrap_file(stdin))
+        # stdio_server only iterates its stdin and hands each line to pydantic's
+        # validate_json, which takes bytes as well as text.
+        async with stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write):
+            lines.answer_on(write)
+            await low.run(read, write, low.create_initialization_options())
+
+
+class CheckedLines:
+    """The lines of the wire that the SDK may parse; the others are answered here."""
+
+    def __init__(self, source: AsyncIterator[bytes] | anyio.AsyncFile[bytes]) -> None:
+        self._source = source
+        self._write: Any = None
+        self._ready = anyio.Event()
+        self.version: str | None = None
+
+    def answer_on(self, write: Any) -> None:
+        """Where refusals go: the write stream of ``stdio_server``."""
+        self._write = write
+        self._ready.set()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for line in self._source:
+            outcome = wire.check(line)
+            if isinstance(outcome, wire.Message):
+                self._note_version(outcome.value)
+                yield line
+            elif isinstance(outcome, wire.Refusal):
+                await self._refuse(outcome, len(line))
+            elif not wire.accepts_batches(self.version):
+                await self._refuse(wire.refuse_batch(self.version), len(line))
+            elif not outcome.items:
+                await self._refuse(wire.empty_batch(), len(line))
+            else:
+                for item in outcome.items:
+                    checked = wire.check_value(item)
+                    if isinstance(checked, wire.Refusal):
+                        await self._refuse(checked, len(line))
+                    else:
+                        yield json.dumps(item, ensure_ascii=False).encode("utf-8")
+
+    def _note_version(self, message: Any) -> None:
+        params = message.get("params") if isinstance(message, dict) else None
+        if not isinstance(params, dict):
+            return
+        version = params.get("protocolVersion") if message.get("method") == "initialize" else None
+        meta = params.get("_meta")
+        if version is None and isinstance(meta, dict):
+            version = meta.get(PROTOCOL_VERSION_META_KEY)
+        if isinstance(version, str) and version in SUPPORTED_PROTOCOL_VERSIONS:
+            self.version = version
+
+    async def _refuse(self, refusal: wire.Refusal, size: int) -> None:
+        log.warning(
+            "refused a line: %s (%d bytes), answered %d id=%s",
+            refusal.reason,
+            size,
+            refusal.code,
+            refusal.id,
+        )
+        await self._ready.wait()
+        await self._write.send(SessionMessage(refusal.error()))

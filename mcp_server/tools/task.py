@@ -6,7 +6,7 @@ from mcp.server.mcpserver import Context
 from pydantic import ValidationError
 
 from mcp_server.errors import describe_validation
-from mcp_server.paging import decode_cursor, encode_cursor, take
+from mcp_server.paging import cursor_offset, encode_cursor, take
 from mcp_server.runtime import runtime_of
 from mcp_server.tools.arguments import (
     Content,
@@ -84,7 +84,7 @@ async def scratchpad_get(
 ) -> ScratchpadPage:
     rt = runtime_of(ctx)
     count = rt.pages.limit(limit)
-    start = _offset(cursor)
+    start = cursor_offset(cursor, "scratchpad")
     s = await rt.session(ctx, session)
     entries, total = await s.memory.get_scratchpad_page(start, count)
     page = take(entries, count, rt.pages.max_bytes, lambda e: len(e.encode("utf-8")))
@@ -130,12 +130,3 @@ TASK_TOOLS = (
         idempotent=True,
     ),
 )
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    offset = decode_cursor(cursor, "scratchpad").get("o")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise InvalidArgumentError("cursor is not valid for this listing; omit it to start over")
-    return offset

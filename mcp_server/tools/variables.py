@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import Context
 
-from mcp_server.paging import decode_cursor, encode_cursor, json_size, take
-from mcp_server.runtime import runtime_of
+from mcp_server.paging import cursor_after, encode_cursor, json_size, take
+from mcp_server.runtime import Runtime, runtime_of
 from mcp_server.tools.arguments import Cursor, Default, Key, Limit, Pattern, SessionArg, Ttl, Value
 from mcp_server.tools.factory import ToolSpec
 from mcp_server.tools.results import (
@@ -17,8 +17,9 @@ from mcp_server.tools.results import (
     SetResult,
     ValuesPage,
 )
-from memory_core import InvalidArgumentError, InvalidValueError
+from memory_core import InvalidValueError
 from memory_core.codec import encode
+from memory_core.keys import validate_pattern
 
 
 async def memory_set(
@@ -69,7 +70,7 @@ async def memory_list_keys(
 ) -> KeysPage:
     rt = runtime_of(ctx)
     count = rt.pages.limit(limit)
-    after = _after(cursor, "keys", pattern)
+    after = _after(rt, cursor, "keys", pattern)
     s = await rt.session(ctx, session)
     keys = [k for k in await s.memory.list_keys(pattern) if after is None or k > after]
     page = take(keys, count, rt.pages.max_bytes, len)
@@ -86,7 +87,7 @@ async def memory_get_all(
 ) -> ValuesPage:
     rt = runtime_of(ctx)
     count = rt.pages.limit(limit)
-    after = _after(cursor, "values", pattern)
+    after = _after(rt, cursor, "values", pattern)
     s = await rt.session(ctx, session)
     entries = await s.memory.get_entries(pattern)
     items = [(k, e.value) for k, e in entries.items() if after is None or k > after]
@@ -186,17 +187,10 @@ def _check_default(default: object) -> None:
         raise InvalidValueError(f"default: {exc.message}") from exc
 
 
-def _after(cursor: str | None, kind: str, pattern: str) -> str | None:
-    if cursor is None:
-        return None
-    data = decode_cursor(cursor, kind)
-    after = data.get("a")
-    if data.get("p") != pattern or not isinstance(after, str):
-        raise InvalidArgumentError(
-            "cursor belongs to a listing with another pattern; use the same pattern, "
-            "or omit the cursor to start over"
-        )
-    return after
+def _after(rt: Runtime, cursor: str | None, kind: str, pattern: str) -> str | None:
+    """Checks the pattern and the cursor before the session is looked up."""
+    validate_pattern(pattern)
+    return cursor_after(cursor, kind, pattern, rt.store.config.limits.max_key_length)
 
 
 def _next(kind: str, pattern: str, page: list[str]) -> str:

@@ -30,9 +30,10 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import encode_header_value
-from mcp_types import CallToolResult
+from mcp_types import PARSE_ERROR, CallToolResult
 from pydantic_core import PydanticSerializationError
 
+from mcp_server import wire
 from mcp_server.runtime import build_store
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
@@ -146,6 +147,10 @@ class Target:
         except MCPError as exc:
             if self.max_body is not None and body > self.max_body:
                 outcome = "refused (body over limit)"
+            elif exc.error.code == PARSE_ERROR and _depth(args) + 4 > wire.MAX_DEPTH - 10:
+                # every transport refuses a message nested past pydantic's parser limit
+                assert "nested deeper than" in exc.error.message, exc
+                outcome = "refused (nested too deeply)"
             else:
                 raise AssertionError(f"protocol error for {tool} {sent[:300]}: {exc!r}") from exc
         else:
@@ -806,3 +811,16 @@ async def test_http_bodies_over_the_limit_are_refused(http_server: HttpServer) -
             await stream.__aexit__(None, None, None)
     for outcome in ("http 413",) * 3:
         OUTCOMES.add("http-raw", "(body over limit)", outcome)
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (0 for a scalar)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest

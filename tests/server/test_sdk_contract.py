@@ -142,3 +142,38 @@ async def test_listen_handler_subscribes_from_the_request_task() -> None:
     with pytest.raises(RuntimeError, match="ack"):
         await ListenHandler(SpyBus())(ctx, params)  # type: ignore[arg-type]
     assert seen == ["request"]
+
+
+async def test_stdio_server_takes_checked_byte_lines() -> None:
+    """``mcp_server.stdio`` claims fd 0 through the SDK's private ``_claim_fd`` and feeds
+    ``stdio_server(stdin=...)`` byte lines: the SDK must only iterate its stdin and parse
+    each line with pydantic's ``validate_json`` (bytes accepted), and answer on ``write``."""
+    import io
+
+    import anyio
+    import mcp.server.stdio as sdk_stdio
+    from mcp.server.stdio import stdio_server
+    from mcp.shared.message import SessionMessage
+    from mcp_types import JSONRPCError, JSONRPCRequest
+
+    from mcp_server import wire
+
+    assert callable(sdk_stdio._claim_fd) and callable(sdk_stdio._open_stdin_diversion)
+
+    async def lines() -> Any:
+        yield b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n'
+
+    out = io.StringIO()
+    async with stdio_server(stdin=lines(), stdout=anyio.wrap_file(out)) as (read, write):
+        first = await read.receive()
+        assert isinstance(first, SessionMessage)
+        assert isinstance(first.message, JSONRPCRequest)
+        refusal = wire.check(b"{")
+        assert isinstance(refusal, wire.Refusal)
+        await write.send(SessionMessage(refusal.error()))
+        with anyio.fail_after(5):
+            while not out.getvalue():  # noqa: ASYNC110 - the SDK's writer task fills it
+                await anyio.sleep(0.01)
+        await write.aclose()  # as the server's run loop does; the writer task then ends
+        await read.aclose()
+    assert JSONRPCError.model_validate_json(out.getvalue()).error.code == -32700
