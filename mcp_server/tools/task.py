@@ -29,6 +29,7 @@ from mcp_server.tools.results import (
     TaskStateResult,
 )
 from memory_core import InvalidArgumentError, TaskState
+from memory_core.working_memory import MAX_POSITION
 
 
 async def task_state_set(
@@ -136,6 +137,6 @@ def _offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
     offset = decode_cursor(cursor, "scratchpad").get("o")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_POSITION:
         raise InvalidArgumentError("cursor is not valid for this listing; omit it to start over")
     return offset

@@ -13,8 +13,10 @@ A backend stores sessions. Every method is one atomic step: on Redis one script
 * every successful call refreshes the session's idle lease;
 * a limit that would be exceeded raises ``LimitExceededError``/``ValueTooLargeError``
   and changes nothing;
-* a backend that cannot reach its storage raises ``StorageUnavailableError``
-  (driver errors are wrapped, never leaked);
+* a backend that cannot reach its storage raises ``StorageUnavailableError``; one
+  that reaches it but is refused raises ``StorageMisconfiguredError`` (credentials,
+  permissions, database, protocol: retrying does not help) or ``StorageFullError``
+  (out of memory; nothing changed). Driver errors are wrapped, never leaked;
 * every backend has a ``clock``: the time this process reads (``TaskState.updated_at``,
   the leases a ``SessionStore`` tracks). A store that keeps its own time (Redis
   ``TIME``) still decides expiry by that time.
@@ -197,8 +199,15 @@ class PrimaryBackend(Backend):
     """Capability: a backend over a store outside this process that can be probed.
 
     What a circuit breaker guards (``fallback.CircuitBreakerBackend``). None of these
-    methods raises: each answers for a store that does not answer.
+    methods raises for a store that does not answer (each says so in its answer); a
+    store that answers but refuses this server (credentials, permissions, database,
+    protocol) raises ``StorageMisconfiguredError``.
     """
+
+    async def verify(self) -> bool:
+        """Check that the store accepts what every call needs (beyond ``ping``): raise
+        ``StorageMisconfiguredError`` if not; False when it does not answer."""
+        return await self.ping()
 
     @abstractmethod
     async def ping(self) -> bool:

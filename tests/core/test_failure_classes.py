@@ -1,0 +1,254 @@
+"""Every Redis failure is classified once (storage edge) and has its own behaviour:
+outage -> breaker; configuration -> refused at startup, later unhealthy and a clear error
+(no fallback); store full -> the write is refused, nothing changes; a script error ->
+never the breaker. Real redis-server processes, configured as operators run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from memory_core import (
+    SessionStore,
+    StorageFullError,
+    StorageInternalError,
+    StorageMisconfiguredError,
+    StoreConfig,
+)
+from memory_core.storage.base import SessionRef
+from memory_core.storage.factory import compose_breaker
+from memory_core.storage.fallback import CircuitBreakerBackend
+from memory_core.storage.redis import RedisBackend
+from memory_core.storage.redis.layout import KeyLayout
+from memory_core.storage.redis.topology import redact_url
+from tests.support.redis_proc import RedisProcess
+
+pytestmark = pytest.mark.asyncio
+
+PASSWORD = "s3cret-pw"
+
+
+def store_for(url: str, prefix: str, *, fallback: bool = True) -> SessionStore:
+    config = StoreConfig(key_prefix=prefix)
+    primary = RedisBackend(config, url, connect_timeout=0.2, command_timeout=0.3)
+    return SessionStore(compose_breaker(config, primary, fallback=fallback))
+
+
+def breaker(store: SessionStore) -> CircuitBreakerBackend:
+    backend = store.backend
+    assert isinstance(backend, CircuitBreakerBackend)
+    return backend
+
+
+@contextlib.contextmanager
+def redis_with(*args: str) -> Iterator[RedisProcess]:
+    server = RedisProcess(extra_args=list(args)).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def locked_redis(redis_server: RedisProcess) -> Iterator[RedisProcess]:
+    """A Redis with requirepass (the fixture's own server, so the binary check applies)."""
+    redis_server.stop()
+    redis_server.extra_args = ["--requirepass", PASSWORD]
+    redis_server.start()
+    yield redis_server
+
+
+async def acl_setuser(admin: aioredis.Redis, *rules: str) -> None:
+    await admin.execute_command("ACL", "SETUSER", *rules)  # type: ignore[no-untyped-call]
+
+
+def url(server: RedisProcess, auth: str = "", db: int = 0, scheme: str = "redis") -> str:
+    return f"{scheme}://{auth}127.0.0.1:{server.port}/{db}"
+
+
+async def refused_at_start(store_url: str, prefix: str) -> StorageMisconfiguredError:
+    store = store_for(store_url, prefix)
+    try:
+        with pytest.raises(StorageMisconfiguredError) as err:
+            await store.start()
+    finally:
+        await store.close()
+    assert breaker(store).fallbacks == 0  # never taken for an outage
+    return err.value
+
+
+async def test_the_right_password_works(locked_redis: RedisProcess, key_prefix: str) -> None:
+    store = store_for(url(locked_redis, f":{PASSWORD}@"), key_prefix)
+    await store.start()
+    try:
+        sid = await store.open("p")
+        await store.memory(sid, "p").set("k", 1)
+        health = await store.health()
+        assert (health.mode, health.healthy, health.failure) == ("redis", True, None)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("auth", [":wrong-pw@", "", "nobody:wrong-pw@"])
+async def test_a_wrong_or_missing_password_is_refused_at_startup(
+    locked_redis: RedisProcess, key_prefix: str, auth: str
+) -> None:
+    error = await refused_at_start(url(locked_redis, auth), key_prefix)
+    assert "authentication failed" in error.cause
+    line = error.operator_line()
+    assert f"127.0.0.1:{locked_redis.port}/0" in line and "wrong-pw" not in line
+    assert error.code == "STORAGE_MISCONFIGURED" and "retrying will not help" in error.message
+
+
+async def test_an_acl_user_without_evalsha_is_refused_at_startup(
+    redis_server: RedisProcess, key_prefix: str
+) -> None:
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await acl_setuser(admin, "app", "on", ">app-pw", "~*", "+@all", "-evalsha")
+    await admin.aclose()
+    error = await refused_at_start(url(redis_server, "app:app-pw@"), key_prefix)
+    assert "permission" in error.cause and "evalsha" in error.cause
+    assert "app-pw" not in error.operator_line() and "app:***@" in error.operator_line()
+
+
+async def test_an_unknown_database_is_refused_at_startup(
+    redis_server: RedisProcess, key_prefix: str
+) -> None:
+    error = await refused_at_start(url(redis_server, db=99), key_prefix)
+    assert "database" in error.cause
+
+
+async def test_tls_against_plain_text_is_refused_at_startup(
+    redis_server: RedisProcess, key_prefix: str
+) -> None:
+    error = await refused_at_start(url(redis_server, scheme="rediss"), key_prefix)
+    assert "TLS" in error.cause
+
+
+async def test_a_port_that_is_not_redis_is_refused_at_startup(key_prefix: str) -> None:
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    web = await asyncio.start_server(http, "127.0.0.1", 0)
+    port = web.sockets[0].getsockname()[1]
+    try:
+        error = await refused_at_start(f"redis://127.0.0.1:{port}/0", key_prefix)
+    finally:
+        web.close()
+        await web.wait_closed()
+    assert "does not speak the Redis protocol" in error.cause
+
+
+async def test_passwords_are_redacted_from_every_url_form() -> None:
+    assert redact_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert redact_url("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
+    assert redact_url("redis://u@h:1/0") == "redis://u@h:1/0"
+    assert redact_url("redis+cluster://u:p@a:1,b:2") == "redis+cluster://u:***@a:1,b:2"
+    assert (
+        redact_url("redis+sentinel://s:1/m?sentinel_password=x&db=1")
+        == "redis+sentinel://s:1/m?sentinel_password=***&db=1"
+    )
+
+
+@pytest.fixture
+async def app_user(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
+    """An ACL user ``app`` the server runs as, and an admin connection to change it."""
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await acl_setuser(admin, "app", "on", ">app-pw", "~*", "+@all")
+    try:
+        yield admin
+    finally:
+        await admin.aclose()
+
+
+async def test_a_permission_revoked_later_fails_calls_without_fallback(
+    redis_server: RedisProcess, app_user: aioredis.Redis, key_prefix: str
+) -> None:
+    store = store_for(url(redis_server, "app:app-pw@"), key_prefix)
+    await store.start()
+    try:
+        sid = await store.open("p")
+        memory = store.memory(sid, "p")
+        await memory.set("k", 1)
+        await acl_setuser(app_user, "app", "-evalsha", "-eval")
+        with pytest.raises(StorageMisconfiguredError):
+            await memory.set("k", 2)  # not served from the mirror
+        with pytest.raises(StorageMisconfiguredError):
+            await memory.get("k")
+        health = await store.health()
+        assert (health.mode, health.healthy, health.failure) == ("redis", False, "configuration")
+        assert health.cause is not None and "permission" in health.cause
+        assert breaker(store).fallbacks == 0
+        await acl_setuser(app_user, "app", "+evalsha", "+eval")
+        # health re-checks by itself: no call may come while readiness is failing
+        health = await store.health()
+        assert (health.healthy, health.failure) == (True, None)
+        assert (await memory.get("k")) == 1  # the refused write changed nothing
+    finally:
+        await store.close()
+
+
+async def test_a_full_store_refuses_the_write_and_changes_nothing(
+    redis_server: RedisProcess, key_prefix: str
+) -> None:
+    store = store_for(redis_server.url, key_prefix)
+    raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await store.start()
+    try:
+        sid = await store.open("p")
+        memory = store.memory(sid, "p")
+        await memory.set("k", "before")
+        vars_key = KeyLayout(key_prefix).session_keys(sid)[1]
+        before = await raw.hgetall(vars_key)
+        await raw.config_set("maxmemory-policy", "noeviction")
+        await raw.config_set("maxmemory", "1")  # already over: every growing write refused
+        with pytest.raises(StorageFullError) as err:
+            await memory.set("k", "after")
+        assert err.value.code == "STORAGE_FULL" and "full" in err.value.message
+        with pytest.raises(StorageFullError):
+            await memory.set("new", "x")
+        assert await raw.hgetall(vars_key) == before  # nothing changed in Redis
+        assert (await memory.get("k")) == "before"  # reads still work, from Redis
+        health = await store.health()
+        assert (health.mode, health.healthy, health.failure) == ("redis", True, "store_full")
+        assert breaker(store).fallbacks == 0  # the breaker stayed closed
+        await raw.config_set("maxmemory", "0")
+        await memory.set("k", "after")
+        assert (await store.health()).failure is None
+        assert await raw.hget(vars_key, "k") == '"after"'
+    finally:
+        await raw.config_set("maxmemory", "0")
+        await raw.aclose()
+        await store.close()
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+async def test_a_script_error_never_opens_the_breaker(
+    redis_server: RedisProcess, key_prefix: str, fallback: bool
+) -> None:
+    store = store_for(redis_server.url, key_prefix, fallback=fallback)
+    await store.start()
+    try:
+        sid = await store.open("p")
+        ref = SessionRef(sid, "p")
+        await store.memory(sid, "p").append_scratchpad("note")
+        # past the engine's validation: Redis's LRANGE refuses an offset of 1e30
+        with pytest.raises(StorageInternalError) as err:
+            await store.backend.get_scratchpad(ref, 10**30, 1)
+        assert err.value.code == "INTERNAL_ERROR"
+        health = await store.health()
+        assert (health.mode, health.healthy, health.failure) == ("redis", True, None)
+        assert breaker(store).fallbacks == 0
+        # another caller is served from Redis as before
+        other = await store.open("q")
+        await store.memory(other, "q").set("k", 1)
+        entries, total = await store.memory(sid, "p").get_scratchpad_page(0, 10)
+        assert (entries, total) == (["note"], 1)
+    finally:
+        await store.close()
