@@ -43,6 +43,11 @@ from memory_core.config import StoreConfig
 from memory_core.errors import ValueTooLargeError
 from memory_core.models import CheckpointInfo, Health, Usage
 
+UNKNOWN_SERVER = "?"
+"""``PrimaryBackend.server_id`` of a store that answers but does not tell its identity. A
+breaker then cannot see restarts: after an outage it assumes one (puts back every held
+session the store lacks), between two calls it assumes none (the store is the truth)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRef:
@@ -217,7 +222,8 @@ class PrimaryBackend(Backend):
     async def server_id(self) -> str | None:
         """Identity of the store's server process(es): it changes when the store
         restarts or fails over, which is when data may have been lost. None when the
-        store does not answer."""
+        store does not answer; ``UNKNOWN_SERVER`` when it answers but does not say who
+        it is (for instance an ACL that denies Redis ``INFO``)."""
 
     @abstractmethod
     async def drop_idle_connections(self) -> None:

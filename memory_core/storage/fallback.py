@@ -64,6 +64,7 @@ from memory_core.errors import (
 )
 from memory_core.models import CheckpointInfo, Failure, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
+    UNKNOWN_SERVER,
     Backend,
     MirrorBackend,
     PrimaryBackend,
@@ -283,7 +284,8 @@ class CircuitBreakerBackend(Backend):
         # sessions changed meanwhile need writing. Restarted or failed over: also put
         # back every held session it no longer has (never overwriting one it has,
         # and never resurrecting one another process closed while Redis kept running).
-        written = await self._restore(restarted=server_id != self._server_id)
+        restarted = server_id != self._server_id or server_id == UNKNOWN_SERVER
+        written = await self._restore(restarted=restarted)
         self._server_id = server_id
         self.write_backs += 1
         self.write_back_sessions += written

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,6 +19,7 @@ from memory_core import (
     StorageInternalError,
     StorageMisconfiguredError,
     StoreConfig,
+    TaskState,
 )
 from memory_core.storage.base import SessionRef
 from memory_core.storage.factory import compose_breaker
@@ -251,4 +253,83 @@ async def test_a_script_error_never_opens_the_breaker(
         entries, total = await store.memory(sid, "p").get_scratchpad_page(0, 10)
         assert (entries, total) == (["note"], 1)
     finally:
+        await store.close()
+
+
+# --- least privilege: no INFO, no @dangerous on any path ------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def documented_acl(prefix: str, *, info: bool) -> list[str]:
+    """The user ``wm`` of README's ACL line, for this test's key prefix."""
+    line = next(x for x in README.read_text().splitlines() if x.startswith("ACL SETUSER wm "))
+    rules = line.split()[2:]
+    rules = [r.replace("wm:", f"{prefix}:").replace(">CHANGE-ME", ">wm-pw") for r in rules]
+    return rules if info else [r for r in rules if r != "+info"]
+
+
+ACLS = {
+    "documented": lambda prefix: documented_acl(prefix, info=True),
+    "documented-without-info": lambda prefix: documented_acl(prefix, info=False),
+    "all-but-dangerous": lambda prefix: ["wm", "on", ">wm-pw", "~*", "&*", "+@all", "-@dangerous"],
+}
+
+
+async def wait_for_redis(store: SessionStore) -> None:
+    for _ in range(500):  # bounded: the probe backs off to 1 s at most
+        if (await store.health()).mode == "redis":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the store did not switch back to Redis")
+
+
+@pytest.mark.parametrize("acl", list(ACLS))
+async def test_every_path_works_under_least_privilege(
+    redis_server: RedisProcess, key_prefix: str, acl: str
+) -> None:
+    redis_server.stop()
+    redis_server.extra_args = ["--user", *ACLS[acl](key_prefix)]
+    redis_server.start()
+    store_url = url(redis_server, "wm:wm-pw@")
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    store, other = store_for(store_url, key_prefix), store_for(store_url, key_prefix)
+    await store.start()  # not refused: INFO is optional
+    await other.start()
+    try:
+        sid, clean = await store.open("p"), await store.open("p")
+        m = store.memory(sid, "p")
+        await m.set("a", 1, ttl_seconds=100)
+        await m.set("b", 2)
+        assert await m.exists("a") and await m.list_keys() == ["a", "b"]
+        assert await m.get_all() == {"a": 1, "b": 2} and await m.delete("b")
+        await m.set_task_state(TaskState(task_id="t"))
+        assert (await m.get_task_state()) is not None
+        await m.append_scratchpad("note")
+        assert await m.get_scratchpad_page(0, 5) == (["note"], 1)
+        cp = await m.create_checkpoint("x")
+        assert [c.checkpoint_id for c in await m.list_checkpoints()] == [cp]
+        await m.restore_checkpoint(cp)
+        assert (await m.usage()).keys == 1 and await m.touch() > 0
+        assert await other.memory(sid, "p").get("a") == 1  # copied in by another process
+        await store.memory(clean, "p").set("c", 3)
+        # an outage with a restart that loses everything
+        redis_server.kill()
+        await m.set("d", 4)  # served from the mirror
+        redis_server.start()
+        await wait_for_redis(store)
+        keys = KeyLayout(key_prefix)
+        assert await admin.hgetall(keys.session_keys(sid)[1]) == {"a": "1", "d": "4"}
+        assert await admin.hgetall(keys.session_keys(clean)[1]) == {"c": "3"}
+        # a checkpoint of an ended session restored into a new one (cp_read), clear, close
+        assert await store.close_session(sid, "p")
+        fresh = store.memory(await store.open("p"), "p")
+        await fresh.restore_checkpoint(cp)
+        assert await fresh.get_all() == {"a": 1}
+        assert await fresh.clear() == 1 and not await fresh.delete_checkpoint(cp)
+        health = await store.health()
+        assert (health.healthy, health.failure) == (True, None)
+    finally:
+        await admin.aclose()
+        await other.close()
         await store.close()

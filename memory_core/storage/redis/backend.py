@@ -58,7 +58,13 @@ from memory_core.errors import (
 )
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage.base import PrimaryBackend, SessionCopy, SessionRef, StoredCheckpoint
+from memory_core.storage.base import (
+    UNKNOWN_SERVER,
+    PrimaryBackend,
+    SessionCopy,
+    SessionRef,
+    StoredCheckpoint,
+)
 from memory_core.storage.redis import scripts, topology
 from memory_core.storage.redis.layout import KeyLayout
 
@@ -160,6 +166,7 @@ class RedisBackend(PrimaryBackend):
         self.target = topology.redact_url(url)
         self._url = url
         self._connect_timeout = connect_timeout
+        self._info_denied = False
         self._sources = scripts.sources()
         self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
 
@@ -206,6 +213,16 @@ class RedisBackend(PrimaryBackend):
         """``run_id`` of the Redis server (of every node, for a cluster)."""
         try:
             info: dict[str, Any] = await self.client.info("server")
+        except NoPermissionError:
+            # INFO is in @dangerous, which common ACLs deny (+@all -@dangerous): run
+            # without restart detection rather than refuse to start (see UNKNOWN_SERVER).
+            if not self._info_denied:
+                self._info_denied = True
+                log.warning(
+                    "Redis denies INFO to this server: restarts are not detected; after an "
+                    "outage every held session Redis lacks is written back"
+                )
+            return await self._unknown_server()
         except _DRIVER_ERRORS as exc:
             await self._raise_misconfigured(exc)
             return None
@@ -213,6 +230,10 @@ class RedisBackend(PrimaryBackend):
             return str(info["run_id"])
         # A cluster client answers per node.
         return ",".join(sorted(str(v.get("run_id")) for v in info.values() if isinstance(v, dict)))
+
+    async def _unknown_server(self) -> str | None:
+        """``UNKNOWN_SERVER`` if Redis answers (and accepts this server), else None."""
+        return UNKNOWN_SERVER if await self.ping() else None
 
     async def verify(self) -> bool:
         """Run one script on a session that does not exist, as every call does (EVALSHA,
