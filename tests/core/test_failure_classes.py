@@ -333,3 +333,70 @@ async def test_every_path_works_under_least_privilege(
         await admin.aclose()
         await other.close()
         await store.close()
+
+
+async def test_a_full_store_refuses_writes_whose_first_step_frees_memory(
+    redis_server: RedisProcess, key_prefix: str
+) -> None:
+    """Redis lets a script through once it wrote anything: a set that first drops an
+    expired key (HDEL), an open (DEL) and the write-back (DEL) are refused all the same."""
+    store = store_for(redis_server.url, key_prefix)
+    raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    await store.start()
+    try:
+        sid = await store.open("p")
+        memory = store.memory(sid, "p")
+        await memory.set("old", "x", ttl_seconds=100)
+        _, vars_key, exp_key, *_ = KeyLayout(key_prefix).session_keys(sid)
+        await raw.zadd(exp_key, {"old": 1})  # expired long ago: the next set purges it first
+        await raw.config_set("maxmemory-policy", "noeviction")
+        await raw.config_set("maxmemory", "1")
+        with pytest.raises(StorageFullError):
+            await memory.set("k", "v")
+        assert await raw.hgetall(vars_key) == {"old": '"x"'}  # not even the purge ran
+        with pytest.raises(StorageFullError):
+            await store.open("p")
+        copy = await store.backend.export_session(sid)
+        assert copy is not None
+        copy.variables = {"new": ('"y"', None)}
+        with pytest.raises(StorageFullError):
+            await breaker(store).primary.import_session(copy, only_if_missing=False)
+        # the export reclaimed the expired key (freeing memory is allowed); the refused
+        # import wrote nothing (its first step, a DEL, would have let it through)
+        assert await raw.hgetall(vars_key) == {}
+        assert await raw.exists(KeyLayout(key_prefix).session_keys(sid)[0]) == 1
+        assert breaker(store).fallbacks == 0
+    finally:
+        await raw.config_set("maxmemory", "0")
+        await raw.aclose()
+        await store.close()
+
+
+async def test_write_back_waits_while_the_store_is_full(
+    redis_server: RedisProcess, key_prefix: str
+) -> None:
+    store = store_for(redis_server.url, key_prefix)
+    await store.start()
+    try:
+        sid = await store.open("p")
+        memory = store.memory(sid, "p")
+        await memory.set("a", 1)
+        redis_server.kill()
+        await memory.set("b", 2)  # the outage: served from the mirror
+        redis_server.extra_args = ["--maxmemory", "1", "--maxmemory-policy", "noeviction"]
+        redis_server.start()
+        raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            vars_key = KeyLayout(key_prefix).session_keys(sid)[1]
+            for _ in range(20):  # bounded: each probe's write-back is refused as full
+                assert (await store.health()).mode == "fallback"
+                assert await raw.hgetall(vars_key) == {}  # nothing written past maxmemory
+                await asyncio.sleep(0.05)
+            assert await memory.get_all() == {"a": 1, "b": 2}
+            await raw.config_set("maxmemory", "0")
+            await wait_for_redis(store)
+            assert await raw.hgetall(vars_key) == {"a": "1", "b": "2"}
+        finally:
+            await raw.aclose()
+    finally:
+        await store.close()
