@@ -90,6 +90,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def serve_http(settings: Settings) -> None:
+    """Serve HTTP until a signal. The runtime is started before the port is bound, so a
+    store that refuses this server stops the process here with one line (the app's
+    lifespan enters the started runtime again and closes it on shutdown).
+
+    Raises:
+        ConfigurationError: see ``create_app`` and ``Runtime.__aenter__``.
+    """
     import uvicorn
 
     from mcp_server.http import create_app
@@ -104,4 +111,10 @@ def serve_http(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        async with app.state.runtime:
+            await server.serve()
+
+    anyio.run(serve)

@@ -33,12 +33,13 @@ from mcp_types import INTERNAL_ERROR as RPC_INTERNAL_ERROR
 from mcp_types import INVALID_PARAMS as RPC_INVALID_PARAMS
 from pydantic import ValidationError
 
-from memory_core import InvalidArgumentError, WorkingMemoryError
+from memory_core import InvalidArgumentError, StorageMisconfiguredError, WorkingMemoryError
 
 log = logging.getLogger("mcp_server.tools")
 
-Kind = Literal["client", "unavailable", "internal"]
-"""Who can fix a failure: the caller (``client``), time (``unavailable``: retry), or we."""
+Kind = Literal["client", "unavailable", "operator", "internal"]
+"""Who can fix a failure: the caller (``client``), time (``unavailable``: retry), the
+operator (``operator``: the store refuses this server, retrying will not help), or we."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,8 @@ CODES: dict[str, Code] = {
     "SESSION_NOT_FOUND": Code("client"),
     "SESSION_REQUIRED": Code("client"),
     "STORAGE_UNAVAILABLE": Code("unavailable"),
+    "STORAGE_FULL": Code("unavailable"),
+    "STORAGE_MISCONFIGURED": Code("operator"),
     "INTERNAL_ERROR": Code("internal"),
 }
 
@@ -89,6 +92,14 @@ class StoreURLError(ConfigurationError, InvalidArgumentError):
 
     def __init__(self, message: str) -> None:
         InvalidArgumentError.__init__(self, message)
+
+
+class StoreRefusedError(ConfigurationError):
+    """At startup the store answered but refused this server (credentials, permissions,
+    database, protocol): one line naming the store (password redacted) and the cause."""
+
+    def __init__(self, exc: StorageMisconfiguredError) -> None:
+        super().__init__(f"the store refuses this server: {exc.operator_line()}")
 
 
 class SessionRequiredError(WorkingMemoryError):

@@ -8,7 +8,8 @@ Security is not optional here:
 * DNS-rebinding protection always on, with an explicit Host/Origin allow-list (the
   SDK would silently turn it off for a wildcard bind);
 * a request body limit on both transports;
-* ``/healthz`` is unauthenticated and says only ok/degraded;
+* ``/healthz`` (liveness) and ``/readyz`` (readiness) are unauthenticated and say only
+  ok/degraded, ready/not ready and the failure class;
 * every posted body is checked (``mcp_server.wire``) before the SDK parses it, so a body
   it cannot take gets the same JSON-RPC error as on stdio, never parser or validator
   text (``CheckedBodies``).
@@ -42,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_server import wire
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.errors import ConfigurationError
+from mcp_server.runtime import Runtime
 from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
 from mcp_server.settings import WILDCARD_HOSTS, Settings, is_loopback
@@ -53,6 +55,7 @@ MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 class UnsafeConfigError(ConfigurationError):
@@ -118,7 +121,10 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
         transport_security=security,
         host=settings.host,
     )
-    routes: list[BaseRoute] = [Route(HEALTH_PATH, _healthz(runtime.store), methods=["GET"])]
+    routes: list[BaseRoute] = [
+        Route(HEALTH_PATH, _healthz(runtime.store), methods=["GET"]),
+        Route(READY_PATH, _readyz(runtime), methods=["GET"]),
+    ]
     routes += [
         Route(
             MCP_PATH, endpoint=CheckedBodies(r.endpoint, settings.max_body_bytes, auth=bool(tokens))
@@ -277,3 +283,20 @@ def _healthz(store: SessionStore) -> Callable[[Request], Awaitable[Response]]:
         return JSONResponse({"status": "ok" if health.healthy else "degraded"})
 
     return healthz
+
+
+def _readyz(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    """Readiness: 200 while this process can serve calls; 503 while it cannot (the store
+    refuses this server, the breaker is open without a fallback, shutting down), so an
+    orchestrator sends traffic elsewhere. Liveness stays ``/healthz``: restarting does
+    not fix any of these."""
+
+    async def readyz(request: Request) -> Response:
+        if runtime.closing:
+            return JSONResponse({"status": "not ready", "failure": "shutting_down"}, 503)
+        health = await runtime.store.health()
+        if not health.healthy:
+            return JSONResponse({"status": "not ready", "failure": health.failure}, 503)
+        return JSONResponse({"status": "ready", "failure": health.failure})
+
+    return readyz

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from memory_core import InvalidArgumentError, InvalidKeyError
 from memory_core.keys import validate_key
+from memory_core.working_memory import MAX_POSITION
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ BAD_CURSOR = "cursor is not valid for this listing; omit it to start from the be
 # Far above any cursor this server makes (a key and a pattern, base64url encoded).
 MAX_CURSOR_LENGTH = 8192
 # Far above any listing a session can hold, far below what a store's integers take.
-MAX_OFFSET = 2**31 - 1
+MAX_OFFSET = MAX_POSITION  # the engine's bound on a position
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import Resource as MCPResource
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcp_server.errors import resource_error
 from mcp_server.paging import encode_cursor, json_size, take
@@ -70,6 +70,10 @@ class BusHealth(BaseModel):
 class HealthState(BaseModel):
     mode: str
     healthy: bool
+    failure: str | None = Field(
+        description="outage, configuration (the store refuses this server), store_full, or null"
+    )
+    cause: str | None = Field(description="why, in an operator's words")
     last_switch_at: datetime | None
     fallbacks: int
     write_backs: int
@@ -103,8 +107,9 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
         name="health",
         title="Server health",
         description=(
-            "Storage mode (redis, fallback or memory), fallback counters, open sessions, "
-            "and whether subscription events reach other replicas."
+            "Storage mode (redis, fallback or memory), what is wrong with the store and why "
+            "(failure, cause), fallback counters, open sessions, and whether subscription "
+            "events reach other replicas."
         ),
         mime_type=JSON,
     )
@@ -114,6 +119,8 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
         return HealthState(
             mode=h.mode,
             healthy=h.healthy,
+            failure=h.failure,
+            cause=h.cause,
             last_switch_at=h.last_switch_at,
             fallbacks=h.fallbacks,
             write_backs=h.write_backs,

@@ -21,11 +21,17 @@ from mcp.server.subscriptions import SubscriptionBus
 
 from mcp_server.auth import ANONYMOUS_PRINCIPAL, load_tokens
 from mcp_server.binding import Resolved, SessionBinder
-from mcp_server.errors import StoreURLError
+from mcp_server.errors import StoreRefusedError, StoreURLError
 from mcp_server.events.sessions import SessionEvents
 from mcp_server.paging import PageSize
 from mcp_server.settings import Settings
-from memory_core import LOCAL_PRINCIPAL, SessionStore, WorkingMemoryError, backend_from_url
+from memory_core import (
+    LOCAL_PRINCIPAL,
+    SessionStore,
+    StorageMisconfiguredError,
+    WorkingMemoryError,
+    backend_from_url,
+)
 
 EVENTS_CHANNEL_SUFFIX = ":events"
 STDIO_TEARDOWN_SECONDS = 1.5
@@ -60,13 +66,34 @@ class Runtime:
         )
         self.pages = PageSize(settings.page_size, settings.max_page_size, settings.max_page_bytes)
         self.teardown_seconds: float | None = STDIO_TEARDOWN_SECONDS if stdio else None
+        self._started = False
         self._closed = False
 
     # lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Runtime:
-        await self.store.start()
+        """Start the store and the events, once: entering a started runtime again does
+        nothing (the HTTP launcher starts it before binding its port, the app's lifespan
+        enters it again), and the first exit closes it (``close`` runs once).
+
+        Raises:
+            StoreRefusedError: the store answers but refuses this server.
+        """
+        if self._started:
+            return self
+        self._started = True
+        try:
+            await self.store.start()
+        except StorageMisconfiguredError as exc:
+            self._closed = True
+            await self.store.close()
+            raise StoreRefusedError(exc) from exc
         await self.events.start()
         return self
+
+    @property
+    def closing(self) -> bool:
+        """Shutting down: no longer ready to serve."""
+        return self._closed
 
     async def __aexit__(
         self,

@@ -120,3 +120,53 @@ class StorageUnavailableError(WorkingMemoryError):
             or "the memory store is temporarily unavailable; nothing was changed, "
             "retry in a few seconds"
         )
+
+
+class StorageMisconfiguredError(WorkingMemoryError):
+    """The store answers but refuses this server: wrong or missing credentials, a missing
+    permission, an unknown database, a TLS or protocol mismatch. Retrying does not help;
+    the operator has to fix the configuration.
+
+    ``cause`` says what is wrong in an operator's words (never a password); ``target``
+    is the store URL with its password redacted, for the startup message and the log.
+    Neither reaches a client beyond the ``cause`` in the message.
+    """
+
+    code = "STORAGE_MISCONFIGURED"
+
+    def __init__(self, cause: str, target: str = "the memory store") -> None:
+        super().__init__(
+            f"the memory store refuses this server ({cause}); nothing was changed and "
+            "retrying will not help: stop and tell the operator"
+        )
+        self.cause = cause
+        self.target = target
+
+    def operator_line(self) -> str:
+        """One line naming the target and the cause (the startup message)."""
+        return f"{self.target}: {self.cause}"
+
+
+class StorageFullError(WorkingMemoryError):
+    """The store is out of memory (Redis ``maxmemory`` with ``noeviction``) and refused a
+    write; nothing was changed."""
+
+    code = "STORAGE_FULL"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the memory store is full (it reached its memory limit) and refused this write; "
+            "nothing was changed. Reads and deletes still work: delete what you no longer "
+            "need or retry later"
+        )
+
+
+class StorageInternalError(WorkingMemoryError):
+    """The store failed a call for a reason that is neither an outage nor the caller's
+    input (an unexpected error reply from a script): a bug, logged with its cause."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server hit an unexpected problem with this call; retry once, and if it "
+            "happens again stop and report it"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +63,10 @@ class Usage(BaseModel):
     expires_in_ms: int
 
 
+Failure = Literal["outage", "configuration", "store_full"]
+"""The classes of storage failure a health report names (see ``storage.redis.backend``)."""
+
+
 class Health(BaseModel):
     mode: str = Field(description="redis | fallback | memory")
     healthy: bool
@@ -71,6 +75,12 @@ class Health(BaseModel):
     write_backs: int = 0
     write_back_sessions: int = 0
     detail: str | None = None
+    failure: Failure | None = Field(
+        default=None,
+        description="what is wrong, if anything: outage (Redis unreachable), "
+        "configuration (Redis refuses this server), store_full (Redis out of memory)",
+    )
+    cause: str | None = Field(default=None, description="why, in an operator's words")
 
 
 def ms_to_datetime(ms: int) -> datetime:

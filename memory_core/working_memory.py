@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from memory_core.sessions import SessionStore
 
 MAX_LABEL_LENGTH = 256
+MAX_POSITION = 2**31 - 1
+"""Largest scratchpad offset or count: far past any scratchpad, and an integer every
+store takes exactly (a forged cursor with a huge offset is refused here, not by Redis)."""
 
 
 class WorkingMemory:
@@ -140,8 +143,10 @@ class WorkingMemory:
 
     async def get_scratchpad_page(self, start: int, count: int) -> tuple[list[str], int]:
         """Entries ``start .. start+count`` (oldest first) and the total number."""
-        if start < 0 or count < 1:
-            raise InvalidArgumentError("start must be >= 0 and count >= 1")
+        if not (0 <= start <= MAX_POSITION and 1 <= count <= MAX_POSITION):
+            raise InvalidArgumentError(
+                f"start must be 0 to {MAX_POSITION} and count 1 to {MAX_POSITION}"
+            )
         return await self._backend.get_scratchpad(self.ref, start, count)
 
     # checkpoints -------------------------------------------------------------------

@@ -130,6 +130,11 @@ class SessionUsage(BaseModel):
 class SessionInfo(BaseModel):
     session: str = Field(description="handle of this session")
     mode: str = Field(description="backend mode: redis, fallback (Redis unreachable) or memory")
+    failure: str | None = Field(
+        default=None,
+        description="what is wrong with the store, if anything: outage, configuration, store_full",
+    )
+    cause: str | None = Field(default=None, description="why, in an operator's words")
     binding: str = Field(description="handle, connection or process")
     usage: SessionUsage
     lease_seconds: int = Field(description="idle time after which the session expires")

@@ -57,6 +57,8 @@ async def session_info(ctx: Context, session: SessionArg = None) -> SessionInfo:
     return SessionInfo(
         session=s.memory.session_id,
         mode=health.mode,
+        failure=health.failure,
+        cause=health.cause,
         binding=s.binding,
         usage=SessionUsage.against(usage, rt.store.config.limits),
         lease_seconds=usage.lease_seconds,

@@ -13,8 +13,10 @@ A backend stores sessions. Every method is one atomic step: on Redis one script
 * every successful call refreshes the session's idle lease;
 * a limit that would be exceeded raises ``LimitExceededError``/``ValueTooLargeError``
   and changes nothing;
-* a backend that cannot reach its storage raises ``StorageUnavailableError``
-  (driver errors are wrapped, never leaked);
+* a backend that cannot reach its storage raises ``StorageUnavailableError``; one
+  that reaches it but is refused raises ``StorageMisconfiguredError`` (credentials,
+  permissions, database, protocol: retrying does not help) or ``StorageFullError``
+  (out of memory; nothing changed). Driver errors are wrapped, never leaked;
 * every backend has a ``clock``: the time this process reads (``TaskState.updated_at``,
   the leases a ``SessionStore`` tracks). A store that keeps its own time (Redis
   ``TIME``) still decides expiry by that time.
@@ -40,6 +42,11 @@ from memory_core.clock import Clock, SystemClock
 from memory_core.config import StoreConfig
 from memory_core.errors import ValueTooLargeError
 from memory_core.models import CheckpointInfo, Health, Usage
+
+UNKNOWN_SERVER = "?"
+"""``PrimaryBackend.server_id`` of a store that answers but does not tell its identity. A
+breaker then cannot see restarts: after an outage it assumes one (puts back every held
+session the store lacks), between two calls it assumes none (the store is the truth)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +204,15 @@ class PrimaryBackend(Backend):
     """Capability: a backend over a store outside this process that can be probed.
 
     What a circuit breaker guards (``fallback.CircuitBreakerBackend``). None of these
-    methods raises: each answers for a store that does not answer.
+    methods raises for a store that does not answer (each says so in its answer); a
+    store that answers but refuses this server (credentials, permissions, database,
+    protocol) raises ``StorageMisconfiguredError``.
     """
+
+    async def verify(self) -> bool:
+        """Check that the store accepts what every call needs (beyond ``ping``): raise
+        ``StorageMisconfiguredError`` if not; False when it does not answer."""
+        return await self.ping()
 
     @abstractmethod
     async def ping(self) -> bool:
@@ -208,7 +222,8 @@ class PrimaryBackend(Backend):
     async def server_id(self) -> str | None:
         """Identity of the store's server process(es): it changes when the store
         restarts or fails over, which is when data may have been lost. None when the
-        store does not answer."""
+        store does not answer; ``UNKNOWN_SERVER`` when it answers but does not say who
+        it is (for instance an ACL that denies Redis ``INFO``)."""
 
     @abstractmethod
     async def drop_idle_connections(self) -> None:

@@ -24,6 +24,15 @@ How it works:
   torn down during the outage are torn down in Redis, and only then the breaker
   closes. If two processes wrote the same session during an outage, the last one to
   write back wins for that session as a whole.
+* **Not an outage.** Only an outage trips the breaker. A store that refuses this server
+  (``StorageMisconfiguredError``: credentials, permissions, database, protocol) fails
+  the call with that error and marks health unhealthy until a call, the probe or a
+  health check succeeds again; at startup it is raised from ``start`` (the server
+  refuses to start). A full store (``StorageFullError``) fails the write and changes
+  nothing; an unexpected script error (``StorageInternalError``) fails the call and
+  drops the session's mirrored copy (Redis may have applied part of it: Redis is the
+  truth, reloaded on next use). Neither trips the breaker, so one caller's bad call
+  never fails everyone else's.
 * **Fail closed.** Without a mirror (``CircuitBreakerBackend``, ``fallback=False``)
   calls fail at once with ``StorageUnavailableError`` while the breaker is open,
   instead of waiting for a timeout each.
@@ -45,9 +54,17 @@ from typing import Any, TypeVar
 
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
-from memory_core.errors import SessionNotFoundError, StorageUnavailableError, WorkingMemoryError
-from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
+from memory_core.errors import (
+    SessionNotFoundError,
+    StorageFullError,
+    StorageInternalError,
+    StorageMisconfiguredError,
+    StorageUnavailableError,
+    WorkingMemoryError,
+)
+from memory_core.models import CheckpointInfo, Failure, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
+    UNKNOWN_SERVER,
     Backend,
     MirrorBackend,
     PrimaryBackend,
@@ -63,6 +80,9 @@ OUTAGE_UNKNOWN_SESSION = (
     "the memory store is temporarily unavailable and this session is not held by this "
     "server; retry in a few seconds"
 )
+
+
+STORE_FULL_CAUSE = "Redis is out of memory (maxmemory reached) and refuses writes"
 
 
 class Op(Enum):
@@ -81,6 +101,11 @@ class Op(Enum):
         "not found" from Redis is checked against a restart, and in an outage a
         session the mirror does not hold is refused."""
         return self in (Op.READ, Op.WRITE)
+
+    @property
+    def grows(self) -> bool:
+        """May need more memory in the store (refused when it is full)."""
+        return self in (Op.WRITE, Op.OPEN, Op.COPY_IN)
 
 
 def _failed(exc: StorageUnavailableError) -> str:
@@ -122,6 +147,9 @@ class CircuitBreakerBackend(Backend):
         self.write_backs = 0
         self.write_back_sessions = 0
         self.last_switch_ms: int | None = None
+        self._outage_cause: str | None = None
+        self._misconfigured: StorageMisconfiguredError | None = None
+        self._full = False
 
     @property
     def mode(self) -> str:
@@ -129,8 +157,14 @@ class CircuitBreakerBackend(Backend):
 
     # lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        """Learn the server's identity and check that it accepts this server.
+
+        Raises:
+            StorageMisconfiguredError: Redis answers but refuses this server; starting
+                would only fail every call (or silently serve from memory forever).
+        """
         self._server_id = await self.primary.server_id()
-        if self._server_id is None:
+        if self._server_id is None or not await self.primary.verify():
             self._trip("Redis is unreachable at startup")
 
     async def close(self) -> None:
@@ -145,23 +179,65 @@ class CircuitBreakerBackend(Backend):
             self._prober = None
 
     async def health(self) -> Health:
+        if self._misconfigured is not None and self._redis_up:
+            await self._recheck()  # no call may come to clear it (readiness took us out)
+        failure: Failure | None = None
+        cause = detail = None
+        if self._misconfigured is not None:
+            failure, cause, detail = (
+                "configuration", self._misconfigured.cause, self._misconfigured.message
+            )  # fmt: skip
+        elif not self._redis_up:
+            failure, cause, detail = "outage", self._outage_cause, self._open_detail
+        elif self._full:
+            failure, cause = "store_full", STORE_FULL_CAUSE
         return Health(
             mode=self.mode,
-            healthy=self._redis_up or self.fallback_enabled,
+            healthy=self._misconfigured is None and (self._redis_up or self.fallback_enabled),
             last_switch_at=None
             if self.last_switch_ms is None
             else ms_to_datetime(self.last_switch_ms),
             fallbacks=self.fallbacks,
             write_backs=self.write_backs,
             write_back_sessions=self.write_back_sessions,
-            detail=None if self._redis_up else self._open_detail,
+            detail=detail,
+            failure=failure,
+            cause=cause,
         )
+
+    # what is not an outage ---------------------------------------------------------
+    def _refused(self, exc: StorageMisconfiguredError) -> None:
+        """Redis refuses this server: health says so until a call succeeds again."""
+        if self._misconfigured is None or self._misconfigured.cause != exc.cause:
+            log.error("Redis refuses this server: %s", exc.operator_line())
+        self._misconfigured = exc
+
+    def _accepted(self, op: Op) -> None:
+        """A Redis call succeeded: what it proves is no longer wrong."""
+        if self._misconfigured is not None:
+            log.warning("Redis accepts this server again")
+            self._misconfigured = None
+        if self._full and op.grows:
+            log.warning("Redis accepts writes again (no longer full)")
+            self._full = False
+
+    async def _recheck(self) -> None:
+        try:
+            if await self.primary.verify():
+                self._accepted(Op.READ)
+        except StorageMisconfiguredError as exc:
+            self._refused(exc)
+
+    def _still_refused(self) -> StorageMisconfiguredError | None:
+        m = self._misconfigured
+        return None if m is None else StorageMisconfiguredError(m.cause, m.target)
 
     # breaker -----------------------------------------------------------------------
     def _trip(self, why: str) -> None:
         if not self._redis_up:
             return
         self._redis_up = False
+        self._outage_cause = why
         self.fallbacks += 1
         self.last_switch_ms = self.clock.now_ms()
         log.warning("store mode redis -> fallback: %s (%s)", why, self._while_open)
@@ -176,16 +252,23 @@ class CircuitBreakerBackend(Backend):
             # Connections pooled before the outage may lead to the old, dead server:
             # probe and write back on fresh ones.
             await self.primary.drop_idle_connections()
-            if not await self.primary.ping():
-                continue
             try:
+                if not await self.primary.ping():
+                    continue
                 await self._write_back()
+            except StorageMisconfiguredError as exc:
+                self._refused(exc)  # calls now fail with it instead of serving memory
+                continue
+            except StorageFullError:
+                log.warning("write-back refused: %s; still serving from memory", STORE_FULL_CAUSE)
+                continue
             except StorageUnavailableError:
                 log.info("write-back interrupted; Redis went away again")
                 continue
             except Exception:  # pragma: no cover - keep probing whatever happens
                 log.exception("write-back failed")
                 continue
+            self._accepted(Op.WRITE)
             self._redis_up = True
             self.last_switch_ms = self.clock.now_ms()
             log.warning("store mode fallback -> redis: Redis is back, write-back complete")
@@ -201,7 +284,8 @@ class CircuitBreakerBackend(Backend):
         # sessions changed meanwhile need writing. Restarted or failed over: also put
         # back every held session it no longer has (never overwriting one it has,
         # and never resurrecting one another process closed while Redis kept running).
-        written = await self._restore(restarted=server_id != self._server_id)
+        restarted = server_id != self._server_id or server_id == UNKNOWN_SERVER
+        written = await self._restore(restarted=restarted)
         self._server_id = server_id
         self.write_backs += 1
         self.write_back_sessions += written
@@ -245,13 +329,26 @@ class CircuitBreakerBackend(Backend):
                 result = await call(self.primary)
             except StorageUnavailableError as exc:
                 self._trip(_failed(exc))
+            except StorageMisconfiguredError as exc:
+                self._refused(exc)
+                raise
+            except StorageFullError:
+                self._full = True
+                raise
+            except StorageInternalError:
+                self._diverged(ref.session_id)
+                raise
             except SessionNotFoundError:
                 if not (op.on_live_session and await self._lost_by_restart(ref.session_id)):
                     raise
                 self._trip("Redis restarted and lost sessions held here")
             else:
+                self._accepted(op)
                 await self._follow(op, ref, follow, result)
                 return result
+        refused = self._still_refused()
+        if refused is not None:
+            raise refused  # Redis answers but refuses us: no silent fallback
         return await self._serve_open(op, ref, call)
 
     # what the mirror adds (FallbackBackend); without one these do nothing ----------------
@@ -272,6 +369,9 @@ class CircuitBreakerBackend(Backend):
 
     async def _follow(self, op: Op, ref: SessionRef, follow: Call[Any], result: object) -> None:
         """Apply an operation Redis acknowledged to the mirror."""
+
+    def _diverged(self, session_id: str) -> None:
+        """Redis failed a call unexpectedly, perhaps halfway: drop the mirror's copy."""
 
     async def _serve_open(self, op: Op, ref: SessionRef, call: Call[T]) -> T:
         """Serve an operation while the breaker is open: fail closed."""
@@ -479,6 +579,9 @@ class FallbackBackend(CircuitBreakerBackend):
             # The mirror disagrees with Redis (for instance the session was changed by
             # another process). Redis is the truth: drop the copy, reload on next use.
             mirror.forget_session(ref.session_id)
+
+    def _diverged(self, session_id: str) -> None:
+        self.mirror.forget_session(session_id)
 
     async def _serve_open(self, op: Op, ref: SessionRef, call: Call[T]) -> T:
         """Serve from the mirror and record what Redis must learn on recovery."""

@@ -11,7 +11,7 @@ from memory_core import (
     CheckpointNotFoundError,
     LimitExceededError,
     SessionNotFoundError,
-    StorageUnavailableError,
+    StorageInternalError,
 )
 from memory_core.storage.redis import scripts
 
@@ -52,9 +52,10 @@ def test_every_script_file_is_loaded() -> None:
         ("WM_NOSESSION", SessionNotFoundError),
         ("WM_NOTFOUND", CheckpointNotFoundError),
         ("WM_LIMIT max_keys 5 5", LimitExceededError),
-        ("WM_SOMETHING_ELSE", StorageUnavailableError),
-        ("ERR bad argument", StorageUnavailableError),
-        ("", StorageUnavailableError),
+        # an unexpected reply is a bug, never an outage (it must not trip the breaker)
+        ("WM_SOMETHING_ELSE", StorageInternalError),
+        ("ERR bad argument", StorageInternalError),
+        ("", StorageInternalError),
     ],
 )
 def test_error_replies_become_the_exception_their_code_names(

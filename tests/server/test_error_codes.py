@@ -25,6 +25,8 @@ from memory_core import (
     LimitExceededError,
     NotFoundError,
     SessionNotFoundError,
+    StorageFullError,
+    StorageMisconfiguredError,
     StorageUnavailableError,
     WorkingMemoryError,
 )
@@ -41,6 +43,8 @@ CLIENT_FAULTS: list[WorkingMemoryError] = [
 ]
 SERVER_FAULTS: list[WorkingMemoryError] = [
     StorageUnavailableError(),
+    StorageFullError(),
+    StorageMisconfiguredError("authentication failed", "redis://:***@h:1/0"),
     WorkingMemoryError("something broke"),
 ]
 

@@ -83,10 +83,13 @@ async def test_health(server: WorkingMemoryServer, mode: str) -> None:
         result = await a.client.read_resource("memory://health")
     health = json.loads(resource_text(result))
     assert health["mode"] == "memory" and health["healthy"] is True
+    assert health["failure"] is None and health["cause"] is None
     assert health["sessions_open"] >= 1 and health["version"]
     assert set(health) == {
         "mode",
         "healthy",
+        "failure",
+        "cause",
         "last_switch_at",
         "fallbacks",
         "write_backs",

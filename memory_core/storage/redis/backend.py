@@ -2,28 +2,136 @@
 
 Scripts live in ``lua/`` beside this file (see ``scripts``). Calls send EVALSHA and
 load the script on NOSCRIPT (first use, a Redis restart, SCRIPT FLUSH). Time comes
-from Redis (``TIME``), so every process sharing one Redis agrees on expiry. Driver
-errors are wrapped into ``StorageUnavailableError`` here and nowhere else; a script's
-error reply becomes the exception its code names (``scripts.SCRIPT_ERRORS``).
+from Redis (``TIME``), so every process sharing one Redis agrees on expiry.
+
+Every driver error is classified here and nowhere else (``classify``), into one of:
+
+* **outage** (refused, reset, timeout, a failover in progress): ``StorageUnavailableError``,
+  which trips the breaker;
+* **configuration** (authentication, a missing permission, an unknown database, a
+  protocol or TLS mismatch, a disabled command): ``StorageMisconfiguredError``;
+* **store full** (out of memory under ``noeviction``): ``StorageFullError``;
+* **a script's error reply**: the exception its code names (``scripts.SCRIPT_ERRORS``),
+  any other reply ``StorageInternalError`` (a bug, logged with the reply).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    AuthorizationError,
+    ClusterError,
+    DataError,
+    ExternalAuthProviderError,
+    InvalidResponse,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
-from memory_core.errors import CheckpointNotFoundError, NotFoundError, StorageUnavailableError
+from memory_core.errors import (
+    CheckpointNotFoundError,
+    NotFoundError,
+    SessionNotFoundError,
+    StorageFullError,
+    StorageInternalError,
+    StorageMisconfiguredError,
+    StorageUnavailableError,
+    WorkingMemoryError,
+)
 from memory_core.keys import checkpoint_session
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
-from memory_core.storage.base import PrimaryBackend, SessionCopy, SessionRef, StoredCheckpoint
+from memory_core.storage.base import (
+    UNKNOWN_SERVER,
+    PrimaryBackend,
+    SessionCopy,
+    SessionRef,
+    StoredCheckpoint,
+)
 from memory_core.storage.redis import scripts, topology
 from memory_core.storage.redis.layout import KeyLayout
+
+log = logging.getLogger(__name__)
+
+VERIFY_SESSION = "verify"
+"""A session id no session ever has (real ids are long and random): ``verify`` runs a
+script on it to learn whether Redis lets this server run scripts at all."""
+
+
+_DRIVER_ERRORS = (RedisError, RedisClusterException, OSError)
+"""What the driver raises. RedisClusterException is not a RedisError: the cluster client
+raises it when no node at all answers ("Redis Cluster cannot be connected")."""
+
+_AUTH_ERRORS = (
+    AuthenticationError,  # WRONGPASS, NOAUTH (a ConnectionError: check before outages)
+    AuthorizationError,
+    AuthenticationWrongNumberOfArgsError,
+    ExternalAuthProviderError,
+)
+_TRANSIENT_REPLIES = (ReadOnlyError, ClusterError, TryAgainError)
+"""Error replies of a failover in progress: outages, like a refused connection."""
+
+_CONFIG_REPLIES = {
+    "DB index is out of range": "the database number in the URL does not exist on this Redis",
+    "invalid DB index": "the database number in the URL does not exist on this Redis",
+    "unknown command": "a command this server needs is disabled or renamed on this Redis",
+    "MISCONF": "Redis refuses writes because it cannot persist to disk (MISCONF)",
+}
+"""Error replies that no retry fixes (substring -> cause)."""
+
+
+def classify(exc: BaseException, target: str) -> WorkingMemoryError:
+    """The error a driver error stands for (see the module docstring).
+
+    Args:
+        exc: what redis-py (or the socket) raised.
+        target: the store URL with its password redacted, for a configuration error.
+    """
+    cause = _refusal(exc)
+    if cause is not None:
+        return StorageMisconfiguredError(cause, target)
+    if isinstance(exc, OutOfMemoryError):
+        return StorageFullError()
+    if isinstance(exc, DataError):  # the client refused to encode an argument: a bug here
+        log.error("Redis client refused a call: %s", exc)
+        return StorageInternalError()
+    if isinstance(exc, ResponseError) and not isinstance(exc, _TRANSIENT_REPLIES):
+        return scripts.error_from_reply(str(exc))
+    return StorageUnavailableError()
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """Why Redis refuses this server, if ``exc`` says it does (a configuration error)."""
+    if isinstance(exc, _AUTH_ERRORS):
+        return "authentication failed: wrong or missing user name or password"
+    if isinstance(exc, NoPermissionError):
+        return f"the Redis user lacks a permission this server needs: {str(exc)[:160]}"
+    if isinstance(exc, InvalidResponse):
+        return (
+            "the server at this address does not speak the Redis protocol "
+            "(wrong port, or TLS where plain text is expected)"
+        )
+    if isinstance(exc, ResponseError) and not isinstance(exc, _TRANSIENT_REPLIES):
+        text = str(exc)
+        return next((cause for marker, cause in _CONFIG_REPLIES.items() if marker in text), None)
+    return None
 
 
 def _ttl(raw: Any) -> int | None:
@@ -55,6 +163,10 @@ class RedisBackend(PrimaryBackend):
                 pool_timeout=pool_timeout,
             )
         self.client: aioredis.Redis | RedisCluster = client
+        self.target = topology.redact_url(url)
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._info_denied = False
         self._sources = scripts.sources()
         self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
 
@@ -68,8 +180,19 @@ class RedisBackend(PrimaryBackend):
             await client.aclose(close_connection_pool=True)
 
     async def health(self) -> Health:
-        ok = await self.ping()
-        return Health(mode="redis", healthy=ok, detail=None if ok else "Redis does not answer")
+        try:
+            ok = await self.ping()
+        except StorageMisconfiguredError as exc:
+            return Health(
+                mode="redis", healthy=False, failure="configuration", cause=exc.cause,
+                detail=exc.message,
+            )  # fmt: skip
+        if ok:
+            return Health(mode="redis", healthy=True)
+        return Health(
+            mode="redis", healthy=False, failure="outage", cause="Redis does not answer",
+            detail="Redis does not answer",
+        )  # fmt: skip
 
     # the primary capability (see PrimaryBackend) -----------------------------------
     async def drop_idle_connections(self) -> None:
@@ -82,27 +205,93 @@ class RedisBackend(PrimaryBackend):
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except (RedisError, RedisClusterException, OSError):
+        except _DRIVER_ERRORS as exc:
+            await self._raise_misconfigured(exc)
             return False
 
     async def server_id(self) -> str | None:
         """``run_id`` of the Redis server (of every node, for a cluster)."""
         try:
             info: dict[str, Any] = await self.client.info("server")
-        except (RedisError, RedisClusterException, OSError):
+        except NoPermissionError:
+            # INFO is in @dangerous, which common ACLs deny (+@all -@dangerous): run
+            # without restart detection rather than refuse to start (see UNKNOWN_SERVER).
+            if not self._info_denied:
+                self._info_denied = True
+                log.warning(
+                    "Redis denies INFO to this server: restarts are not detected; after an "
+                    "outage every held session Redis lacks is written back"
+                )
+            return await self._unknown_server()
+        except _DRIVER_ERRORS as exc:
+            await self._raise_misconfigured(exc)
             return None
         if "run_id" in info:
             return str(info["run_id"])
         # A cluster client answers per node.
         return ",".join(sorted(str(v.get("run_id")) for v in info.values() if isinstance(v, dict)))
 
+    async def _unknown_server(self) -> str | None:
+        """``UNKNOWN_SERVER`` if Redis answers (and accepts this server), else None."""
+        return UNKNOWN_SERVER if await self.ping() else None
+
+    async def verify(self) -> bool:
+        """Run one script on a session that does not exist, as every call does (EVALSHA,
+        EVAL on NOSCRIPT): Redis answering "no such session" proves the credentials,
+        the database and the permissions to run scripts."""
+        try:
+            await self.touch(SessionRef(VERIFY_SESSION, ""))
+        except SessionNotFoundError:
+            return True
+        except StorageUnavailableError:
+            return False
+        return True  # pragma: no cover - the session never exists
+
+    async def _raise_misconfigured(self, exc: BaseException) -> None:
+        """Raise the configuration error ``exc`` stands for; return for an outage."""
+        error = classify(exc, self.target)
+        if isinstance(error, StorageMisconfiguredError):
+            raise error from exc
+        if isinstance(exc, RedisTimeoutError) and await self._plaintext_answers():
+            raise StorageMisconfiguredError(
+                "the URL asks for TLS (rediss://) but this Redis speaks plain text; "
+                "use redis:// or enable TLS on the server",
+                self.target,
+            ) from exc
+
+    async def _plaintext_answers(self) -> bool:
+        """For a ``rediss://`` URL that timed out: does the same port answer a plain-text
+        PING? A TLS handshake sent to a plain-text Redis waits for the command timeout,
+        exactly like a hung server; this tells the two apart."""
+        parts = urlsplit(self._url)
+        if parts.scheme.lower() != "rediss" or parts.hostname is None:
+            return False
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 6379),
+                self._connect_timeout,
+            )
+        except (OSError, TimeoutError):
+            return False
+        try:
+            writer.write(b"PING\r\n")
+            reply = await asyncio.wait_for(reader.read(16), self._connect_timeout)
+        except (OSError, TimeoutError):
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        # +PONG, or -NOAUTH from a Redis with a password: plain-text Redis either way.
+        return reply.startswith((b"+PONG", b"-NOAUTH", b"-WRONGPASS", b"-ERR"))
+
     # plumbing ------------------------------------------------------------------------
     async def _eval(
         self, name: str, keys: tuple[str, ...] | list[str], args: tuple[Any, ...]
     ) -> Any:
         """EVALSHA, falling back to EVAL (which caches the script) on NOSCRIPT: first
-        use, a Redis restart, a promoted replica, SCRIPT FLUSH. Driver errors become
-        StorageUnavailableError here."""
+        use, a Redis restart, a promoted replica, SCRIPT FLUSH. Driver errors are
+        classified here (``classify``)."""
         try:
             try:
                 return await self.client.execute_command(
@@ -114,12 +303,8 @@ class RedisBackend(PrimaryBackend):
                 return await self.client.execute_command(
                     "EVAL", self._sources[name], len(keys), *keys, *args
                 )
-        except ResponseError as exc:
-            raise scripts.error_from_reply(str(exc)) from exc
-        except (RedisError, RedisClusterException, OSError) as exc:
-            # RedisClusterException is not a RedisError: the cluster client raises it
-            # when no node at all answers ("Redis Cluster cannot be connected").
-            raise StorageUnavailableError() from exc
+        except _DRIVER_ERRORS as exc:
+            raise classify(exc, self.target) from exc
 
     async def _run(self, name: str, session_id: str, *args: Any) -> Any:
         return await self._eval(name, self.layout.session_keys(session_id), args)

@@ -22,7 +22,7 @@ from memory_core.errors import (
     CheckpointNotFoundError,
     LimitExceededError,
     SessionNotFoundError,
-    StorageUnavailableError,
+    StorageInternalError,
     WorkingMemoryError,
 )
 
@@ -61,12 +61,13 @@ def sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def error_from_reply(text: str) -> Exception:
+def error_from_reply(text: str) -> WorkingMemoryError:
     """The exception for a script's error reply: the one its code names, or
-    ``StorageUnavailableError`` (logged) for a reply no script sends on purpose."""
+    ``StorageInternalError`` (logged) for a reply no script sends on purpose: a bug or
+    an input the engine should have refused, never an outage."""
     code, *args = text.split() or [""]
     make = SCRIPT_ERRORS.get(code)
     if make is None:
         log.error("unexpected Redis error reply: %s", text)
-        return StorageUnavailableError()
+        return StorageInternalError()
     return make(args)

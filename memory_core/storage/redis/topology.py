@@ -134,6 +134,25 @@ def _node(text: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
+_SECRET_OPTIONS = frozenset({"password", "sentinel_password"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with every password replaced by ``***`` (the user name stays): what a log
+    line or a startup message may name."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        userinfo = user + (":***" if colon else "")
+    query = "&".join(
+        f"{name}=***" if name.lower() in _SECRET_OPTIONS else f"{name}={value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    netloc = f"{userinfo}{at}{hosts}"
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
 def client_from_url(
     url: str,
     *,

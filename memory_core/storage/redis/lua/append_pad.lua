@@ -1,6 +1,7 @@
 -- ARGV: principal, entry, max_entries, max_session_bytes -> length after append
 local s = session(ARGV[1])
 if not s then return redis.error_reply(ERR_NO_SESSION) end
+refuse_if_full()
 local bytes = s.bytes - purge(now_ms())
 refresh(s.lease)
 local n = redis.call('LLEN', PAD)

@@ -2,6 +2,7 @@
 --       retention ms, session id -> {created ms, size, evicted id...}
 local s = session(ARGV[1])
 if not s then return redis.error_reply(ERR_NO_SESSION) end
+refuse_if_full()
 local now = now_ms()
 purge(now)
 refresh(s.lease)

@@ -2,6 +2,7 @@
 -- session's own checkpoint) -> 1, or error ERR_NOT_FOUND
 local s = session(ARGV[1])
 if not s then return redis.error_reply(ERR_NO_SESSION) end
+refuse_if_full()
 local now = now_ms()
 local blob = ARGV[4]
 if blob == '' then

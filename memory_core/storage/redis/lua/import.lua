@@ -2,6 +2,7 @@
 -- lease ms, expires_in ms, task ('' = none), checkpoint key base, nvars, k, v, ttl (-1 none)...,
 -- npad, entries..., ncp, id, created, pttl, blob, ... (oldest first) -> 1 written / 0 skipped
 if ARGV[1] == '1' and redis.call('EXISTS', META) == 1 then return 0 end
+refuse_if_full()
 local now = now_ms()
 local base = ARGV[6]
 for _, id in ipairs(redis.call('HKEYS', CPM)) do redis.call('DEL', base .. id) end

@@ -12,6 +12,15 @@ local ERR_NO_SESSION = 'WM_NOSESSION'  -- no such session, expired, or another p
 local ERR_NOT_FOUND = 'WM_NOTFOUND'    -- no such checkpoint for this session
 local ERR_LIMIT = 'WM_LIMIT'           -- followed by: limit name, maximum, current
 
+-- For a script that may grow the store: be refused now, before any write, when Redis is out
+-- of memory (maxmemory reached). Redis refuses a script's first command that may grow memory
+-- when it was out of memory as the script started, but after any other write (DEL, PEXPIRE)
+-- lets the rest through to keep the script atomic; so a growing script calls this before its
+-- first write. SETRANGE of an empty string on a key that never exists writes nothing.
+local function refuse_if_full()
+  redis.call('SETRANGE', META .. ':oom', 0, '')
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

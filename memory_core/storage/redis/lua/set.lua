@@ -1,6 +1,7 @@
 -- ARGV: principal, key, value, ttl_ms ('' = none), max_keys, max_session_bytes
 local s = session(ARGV[1])
 if not s then return redis.error_reply(ERR_NO_SESSION) end
+refuse_if_full()
 local now = now_ms()
 local bytes = s.bytes - purge(now)
 local key, value = ARGV[2], ARGV[3]

@@ -1,6 +1,7 @@
 -- ARGV: principal, task json, max_session_bytes
 local s = session(ARGV[1])
 if not s then return redis.error_reply(ERR_NO_SESSION) end
+refuse_if_full()
 local bytes = s.bytes - purge(now_ms())
 local old = redis.call('HGET', META, 't')
 local new_bytes = bytes + #ARGV[2] - (old and #old or 0)
