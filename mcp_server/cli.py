@@ -39,6 +39,7 @@ ACCEPTED = {
     "transport": "stdio, or http (also streamable-http, sse), any case",
     "key_prefix": "1 to 64 letters, digits or _ . : -",
     "replica_id": "up to 64 letters, digits, _ or -",
+    "tools": "core, all, or tool names separated by commas (see the README)",
 }
 """What a setting accepts where its type alone does not say it."""
 

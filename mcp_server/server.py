@@ -16,12 +16,12 @@ from mcp_types import Resource as MCPResource
 
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.binding import CallRecord, current_call, short
-from mcp_server.errors import tool_failure, unknown_arguments, unknown_tool
+from mcp_server.errors import disabled_tool, tool_failure, unknown_arguments, unknown_tool
 from mcp_server.events.requests import register_subscriptions
 from mcp_server.resources import CURRENT_RESOURCE, register_resources
 from mcp_server.runtime import Runtime
 from mcp_server.settings import Settings
-from mcp_server.tools import build_tools
+from mcp_server.tools import TOOL_NAMES, build_tools
 from mcp_server.tools.factory import argument_names
 from memory_core import SessionStore, __version__
 
@@ -56,7 +56,7 @@ class WorkingMemoryServer(MCPServer[Any]):
         try:
             accepted = self._arguments.get(name)
             if accepted is None:
-                outcome, text = unknown_tool(name)
+                outcome, text = disabled_tool(name) if name in TOOL_NAMES else unknown_tool(name)
                 return _error(text)
             unknown = [arg for arg in arguments if arg not in accepted]
             if unknown:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_server.tool_groups import ALWAYS, select_tools
 from memory_core import Limits, StoreConfig
 
 TRANSPORT_ALIASES = {
@@ -161,6 +162,14 @@ class Settings(BaseSettings):
         1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
     )
 
+    # tools ------------------------------------------------------------------------------
+    tools: str = Field(
+        "core",
+        description="tools to list: core, all, or groups and tool names separated by commas; "
+        + ", ".join(ALWAYS)
+        + " are always listed",
+    )
+
     # benchmarks -------------------------------------------------------------------------
     enable_echo_tool: bool = Field(False, description="register an `echo` tool (benchmarks)")
 
@@ -186,6 +195,12 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, value: str) -> str:
+        select_tools(value)
         return value
 
     @field_validator("redis_url")
@@ -219,6 +234,10 @@ class Settings(BaseSettings):
         if self.subscription_bus == "auto":
             return "redis" if self.redis_url and self.transport == "http" else "memory"
         return self.subscription_bus
+
+    @property
+    def enabled_tools(self) -> tuple[str, ...]:
+        return select_tools(self.tools)
 
     def limits(self) -> Limits:
         return Limits(**{name: getattr(self, name) for name in Limits.model_fields})
