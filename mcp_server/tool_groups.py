@@ -33,8 +33,10 @@ ALWAYS = (
     "scratchpad_append",
     "checkpoint_create",
     "checkpoint_restore",
+    "session_open",
 )
-"""Listed whatever ``WM_TOOLS`` says: the working-memory loop a model relies on."""
+"""Listed whatever ``WM_TOOLS`` says: the working-memory loop a model relies on, and
+``session_open``, without which a stateless (2026-07-28) client can call none of them."""
 
 GROUPS: dict[str, tuple[str, ...]] = {
     # The default, chosen by measurement (tests/server/test_tool_budget.py): name,
@@ -48,7 +50,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "memory_list_keys",
         "scratchpad_get",
         "checkpoint_list",
-        "session_open",
     ),
     "all": TOOL_NAMES,
 }
