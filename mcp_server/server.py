@@ -28,13 +28,23 @@ from memory_core import SessionStore, __version__
 log = logging.getLogger("mcp_server.tools")
 
 SERVER_NAME = "mcp-working-memory"
-INSTRUCTIONS = (
-    "Working memory for this conversation: variables with optional TTL (memory_*), the "
-    "current task's state (task_state_*), a scratchpad of notes (scratchpad_*) and "
-    "checkpoints to return to (checkpoint_*). It lives as long as this connection. "
-    "Stateless clients call session_open first and pass the handle as `session`. "
-    "Errors start with a code such as INVALID_KEY or LIMIT_EXCEEDED and say what to do."
+FAMILIES = (
+    ("memory_", "variables with optional TTL (memory_*)"),
+    ("task_state_", "the current task's state (task_state_*)"),
+    ("scratchpad_", "a scratchpad of notes (scratchpad_*)"),
+    ("checkpoint_", "checkpoints to return to (checkpoint_*)"),
 )
+
+
+def instructions(tools: list[Tool]) -> str:
+    """The server's instructions, naming only the tool families it lists."""
+    kinds = [text for prefix, text in FAMILIES if any(t.name.startswith(prefix) for t in tools)]
+    return (
+        f"Working memory for this conversation: {', '.join(kinds[:-1])} and {kinds[-1]}. "
+        "It lives as long as this connection. Stateless clients call session_open first "
+        "and pass the handle as `session`. Errors start with a code such as INVALID_KEY "
+        "or LIMIT_EXCEEDED and say what to do."
+    )
 
 
 class WorkingMemoryServer(MCPServer[Any]):
@@ -117,13 +127,14 @@ def create_server(
             "token_verifier": StaticTokenVerifier(runtime.tokens),
             "auth": AuthSettings(issuer_url=_base_url(runtime.settings), resource_server_url=None),
         }
+    tools = build_tools(runtime.settings)
     server = WorkingMemoryServer(
         runtime,
-        build_tools(runtime.settings),
+        tools,
         name=SERVER_NAME,
         title="Working memory",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions(tools),
         log_level=runtime.settings.log_level,
         subscriptions=runtime.events.bus,
         **auth,

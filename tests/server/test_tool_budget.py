@@ -163,3 +163,12 @@ def test_an_unknown_name_in_wm_tools_is_one_line(
         "mcp-working-memory: WM_TOOLS='core,memory_forget' is not accepted; expected core, "
         "all, or tool names separated by commas (see the README)\n"
     )
+
+
+def test_instructions_name_only_listed_families(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WM_TOOLS", raising=False)
+    core = create_server(Settings(transport="http")).instructions or ""
+    every = create_server(Settings(transport="http", tools="all")).instructions or ""
+    assert "task_state_*" not in core and "task_state_*" in every
+    for family in ("memory_*", "scratchpad_*", "checkpoint_*", "session_open"):
+        assert family in core and family in every
