@@ -109,8 +109,6 @@ def _problem(err: ErrorDetails, flags: dict[str, Any]) -> str:
     if name not in Settings.model_fields:
         return f"{name}: {err['msg']}"
     shown = _source(name, flags, with_value=False)
-    if name in HIDDEN:
-        return f"{shown} (value hidden) is not accepted; expected {_accepted(name)}"
     value = _printable(name, err.get("input"))
     setting = f"{shown} {value}" if name in flags else f"{shown}={value}"
     return f"{setting} is not accepted; expected {_accepted(name)}"
