@@ -118,8 +118,10 @@ class RunState:
 # servers -----------------------------------------------------------------------------
 def server_env(store: str, redis_url: str | None = None, prefix: str = "") -> dict[str, str]:
     """The server's environment: this one without any ``WM_*`` (a stray
-    ``WM_AUTH_TOKENS`` would change what is measured), plus the echo tool and the store."""
+    ``WM_AUTH_TOKENS`` would change what is measured), plus every tool (session_info and
+    session_close are outside the default group), the echo tool and the store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WM_")}
+    env["WM_TOOLS"] = "all"
     env["WM_ENABLE_ECHO_TOOL"] = "1"
     if store == "redis":
         if not redis_url or not prefix:

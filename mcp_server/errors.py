@@ -161,6 +161,16 @@ def unknown_tool(name: str) -> tuple[str, str]:
     )
 
 
+def disabled_tool(name: str) -> tuple[str, str]:
+    """A tool this server has but does not list (``WM_TOOLS``)."""
+    return (
+        "NOT_FOUND",
+        f"NOT_FOUND: the tool {name!r} is not enabled on this server; use the tools in "
+        f"tools/list, or ask the operator to enable it with WM_TOOLS=all or "
+        f"WM_TOOLS=core,{name}",
+    )
+
+
 def unknown_arguments(unknown: list[str], accepted: list[str]) -> tuple[str, str]:
     names = ", ".join(repr(n[:64]) for n in unknown[:5])
     return (

@@ -16,25 +16,35 @@ from mcp_types import Resource as MCPResource
 
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.binding import CallRecord, current_call, short
-from mcp_server.errors import tool_failure, unknown_arguments, unknown_tool
+from mcp_server.errors import disabled_tool, tool_failure, unknown_arguments, unknown_tool
 from mcp_server.events.requests import register_subscriptions
 from mcp_server.resources import CURRENT_RESOURCE, register_resources
 from mcp_server.runtime import Runtime
 from mcp_server.settings import Settings
-from mcp_server.tools import build_tools
+from mcp_server.tools import TOOL_NAMES, build_tools
 from mcp_server.tools.factory import argument_names
 from memory_core import SessionStore, __version__
 
 log = logging.getLogger("mcp_server.tools")
 
 SERVER_NAME = "mcp-working-memory"
-INSTRUCTIONS = (
-    "Working memory for this conversation: variables with optional TTL (memory_*), the "
-    "current task's state (task_state_*), a scratchpad of notes (scratchpad_*) and "
-    "checkpoints to return to (checkpoint_*). It lives as long as this connection. "
-    "Stateless clients call session_open first and pass the handle as `session`. "
-    "Errors start with a code such as INVALID_KEY or LIMIT_EXCEEDED and say what to do."
+FAMILIES = (
+    ("memory_", "variables with optional TTL (memory_*)"),
+    ("task_state_", "the current task's state (task_state_*)"),
+    ("scratchpad_", "a scratchpad of notes (scratchpad_*)"),
+    ("checkpoint_", "checkpoints to return to (checkpoint_*)"),
 )
+
+
+def instructions(tools: list[Tool]) -> str:
+    """The server's instructions, naming only the tool families it lists."""
+    kinds = [text for prefix, text in FAMILIES if any(t.name.startswith(prefix) for t in tools)]
+    return (
+        f"Working memory for this conversation: {', '.join(kinds[:-1])} and {kinds[-1]}. "
+        "It lives as long as this connection. Stateless clients call session_open first "
+        "and pass the handle as `session`. Errors start with a code such as INVALID_KEY "
+        "or LIMIT_EXCEEDED and say what to do."
+    )
 
 
 class WorkingMemoryServer(MCPServer[Any]):
@@ -56,7 +66,7 @@ class WorkingMemoryServer(MCPServer[Any]):
         try:
             accepted = self._arguments.get(name)
             if accepted is None:
-                outcome, text = unknown_tool(name)
+                outcome, text = disabled_tool(name) if name in TOOL_NAMES else unknown_tool(name)
                 return _error(text)
             unknown = [arg for arg in arguments if arg not in accepted]
             if unknown:
@@ -117,13 +127,14 @@ def create_server(
             "token_verifier": StaticTokenVerifier(runtime.tokens),
             "auth": AuthSettings(issuer_url=_base_url(runtime.settings), resource_server_url=None),
         }
+    tools = build_tools(runtime.settings)
     server = WorkingMemoryServer(
         runtime,
-        build_tools(runtime.settings),
+        tools,
         name=SERVER_NAME,
         title="Working memory",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=instructions(tools),
         log_level=runtime.settings.log_level,
         subscriptions=runtime.events.bus,
         **auth,

@@ -7,13 +7,26 @@ same fields, so a new option appears in both places at once.
 from __future__ import annotations
 
 import ipaddress
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_server.tool_groups import ALWAYS, select_tools
 from memory_core import Limits, StoreConfig
+
+TRANSPORT_ALIASES = {
+    "stdio": "stdio",
+    "http": "http",
+    "streamable-http": "http",
+    "streamable_http": "http",
+    "streamablehttp": "http",
+    "sse": "http",
+}
+"""What people type for a transport (any case) -> the transport that serves it: the HTTP
+transport serves streamable HTTP and SSE side by side."""
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -47,7 +60,9 @@ class Settings(BaseSettings):
 
     # transport ------------------------------------------------------------------------
     transport: Literal["stdio", "http"] = Field(
-        "stdio", description="stdio (one client, the parent process) or http (/mcp and /sse)"
+        "stdio",
+        description="stdio (one client, the parent process) or http (streamable HTTP on /mcp "
+        "and SSE on /sse; also accepted as streamable-http or sse)",
     )
     host: str = Field("127.0.0.1", description="HTTP bind address")
     port: int = Field(8765, ge=0, le=65535, description="HTTP port")
@@ -60,7 +75,7 @@ class Settings(BaseSettings):
     )
     fallback: bool | None = Field(
         None,
-        description="serve from memory while Redis is unreachable (default: on for a single "
+        description="serve from memory while Redis is unreachable (unset: on for a single "
         "Redis, off for cluster/sentinel)",
     )
     subscription_bus: Literal["auto", "memory", "redis"] = Field(
@@ -147,8 +162,33 @@ class Settings(BaseSettings):
         1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
     )
 
+    # tools ------------------------------------------------------------------------------
+    tools: str = Field(
+        "core",
+        description="tools to list: core, all, or groups and tool names separated by commas; "
+        + ", ".join(ALWAYS)
+        + " are always listed",
+    )
+
     # benchmarks -------------------------------------------------------------------------
     enable_echo_tool: bool = Field(False, description="register an `echo` tool (benchmarks)")
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _transport_alias(cls, value: object) -> object:
+        if isinstance(value, str):
+            return TRANSPORT_ALIASES.get(value.strip().lower(), value)
+        return value
+
+    @field_validator("log_level", "subscription_bus", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """``debug`` is ``DEBUG``: a choice matches whatever its case."""
+        if isinstance(value, str) and info.field_name is not None:
+            for choice in typing.get_args(cls.model_fields[info.field_name].annotation):
+                if value.strip().lower() == str(choice).lower():
+                    return choice
+        return value
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -157,21 +197,29 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, value: str) -> str:
+        select_tools(value)
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    # Rules across settings name them as ``{field}``; the CLI writes each as the user set
+    # it (``--page-size 600``, ``WM_MAX_PAGE_SIZE=500``).
     @model_validator(mode="after")
     def _check_pages(self) -> Settings:
         if self.page_size > self.max_page_size:
-            raise ValueError("page_size must not exceed max_page_size")
+            raise ValueError("{page_size} must not exceed {max_page_size}")
         return self
 
     @model_validator(mode="after")
     def _check_bus(self) -> Settings:
         if self.subscription_bus == "redis" and not self.redis_url:
-            raise ValueError("subscription_bus=redis needs a redis_url")
+            raise ValueError("{subscription_bus} needs {redis_url}")
         return self
 
     # derived --------------------------------------------------------------------------
@@ -186,6 +234,10 @@ class Settings(BaseSettings):
         if self.subscription_bus == "auto":
             return "redis" if self.redis_url and self.transport == "http" else "memory"
         return self.subscription_bus
+
+    @property
+    def enabled_tools(self) -> tuple[str, ...]:
+        return select_tools(self.tools)
 
     def limits(self) -> Limits:
         return Limits(**{name: getattr(self, name) for name in Limits.model_fields})

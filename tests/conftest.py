@@ -19,8 +19,17 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
+from tests.support.child_env import ALL_TOOLS
 from tests.support.redis_proc import RedisProcess
 from tests.support.topology import ClusterTopology, SentinelTopology, missing_binaries
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_tool() -> Iterator[None]:
+    """In-process servers list every tool (subprocesses get ``ALL_TOOLS``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WM_TOOLS", ALL_TOOLS["WM_TOOLS"])
+        yield
 
 
 def _require_redis() -> bool:

@@ -75,18 +75,16 @@ CHECKPOINT_TOOLS = (
         checkpoint_create,
         title="Save a checkpoint",
         description=(
-            "Snapshot this session's variables (with their remaining TTLs), task state "
-            "and scratchpad, to return to later with checkpoint_restore. The oldest "
-            "checkpoints are dropped past the limit (listed in `evicted`)."
+            "Save a snapshot of variables, task state and notes before a risky step, to "
+            "return to with checkpoint_restore."
         ),
     ),
     ToolSpec(
         checkpoint_restore,
         title="Return to a checkpoint",
         description=(
-            "Replace this session's variables, task state and scratchpad with a "
-            "checkpoint's snapshot. What is there now is lost unless you checkpoint "
-            "it first. Also accepts a checkpoint of an earlier session of yours."
+            "Go back to a checkpoint: replaces the current variables, task state and notes "
+            "with its snapshot."
         ),
         destructive=True,
         idempotent=True,
@@ -94,14 +92,16 @@ CHECKPOINT_TOOLS = (
     ToolSpec(
         checkpoint_list,
         title="List checkpoints",
-        description="List this session's checkpoints, oldest first, with label and size.",
+        description="See the checkpoints you saved, oldest first, with their labels and sizes.",
         read_only=True,
         idempotent=True,
     ),
     ToolSpec(
         checkpoint_delete,
         title="Delete a checkpoint",
-        description="Delete one checkpoint. Returns deleted=false if there was none.",
+        description=(
+            "Delete a checkpoint you no longer need. Returns deleted=false if there was none."
+        ),
         destructive=True,
         idempotent=True,
     ),

@@ -10,6 +10,7 @@ Each tool is a module-level async function (it finds the runtime through its
   look like JSON (a workaround for clients that stringify objects), which would store
   the string ``"[1, 2]"`` as a list and turn a ``"null"`` label into null. Arguments
   that cannot be strings (``metadata``, numbers) keep that leniency;
+* schemas are lean (``tools.schemas``): no generated titles or null noise;
 * limits that depend on configuration (key length, TTL, page size) are written
   into the input schema so a model sees them.
 """
@@ -27,6 +28,7 @@ from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import ToolAnnotations
 
 from mcp_server.settings import Settings
+from mcp_server.tools.schemas import lean_schema
 
 VERBATIM_ARGUMENTS = frozenset({"value", "default"})
 
@@ -91,12 +93,14 @@ def make_tool(spec: ToolSpec, settings: Settings) -> Tool:
         structured_output=True,
     )
     meta = tool.fn_metadata
+    output = meta.output_schema
     tool.fn_metadata = _VerbatimStrings(
         arg_model=meta.arg_model,
-        output_schema=meta.output_schema,
+        output_schema=None if output is None else lean_schema(output, arguments=False),
         output_model=meta.output_model,
         wrap_output=meta.wrap_output,
     )
+    tool.parameters = lean_schema(tool.parameters, arguments=True)
     _document_limits(tool.parameters, settings, spec.bounds(settings) if spec.bounds else {})
     return tool
 

@@ -71,10 +71,8 @@ SESSION_TOOLS = (
         session_open,
         title="Open a session",
         description=(
-            "Open a new empty working-memory session and get its handle. Pass the handle "
-            "as `session` to other tools: required for stateless clients, optional on "
-            "connections (which have their own session), and a way to share one session "
-            "between sub-agents. It expires after ttl_seconds without use."
+            "Open a new empty session and get its handle, to pass as session: stateless "
+            "clients call it first; sub-agents can share one handle."
         ),
         bounds=lambda st: {"ttl_seconds": {"minimum": 1, "maximum": st.max_lease_seconds}},
     ),
@@ -82,9 +80,8 @@ SESSION_TOOLS = (
         session_close,
         title="Close a session",
         description=(
-            "End a session now and delete its variables, task state and scratchpad "
-            "(its checkpoints are kept for a while). Without `session`, ends this "
-            "connection's own session; the next call starts a fresh one."
+            "End a session when done and delete its data (checkpoints are kept a while). "
+            "Without session, ends this connection's own."
         ),
         destructive=True,
         idempotent=True,
@@ -92,11 +89,7 @@ SESSION_TOOLS = (
     ToolSpec(
         session_info,
         title="Describe the session",
-        description=(
-            "Show the session handle, how it is bound (connection, process or handle), "
-            "the storage mode, and usage against every limit: keys, bytes, scratchpad "
-            "entries and checkpoints, plus when it expires if left idle."
-        ),
+        description="See the storage mode, the lease and how much of each limit the session uses.",
         read_only=True,
         idempotent=True,
     ),

@@ -98,16 +98,15 @@ TASK_TOOLS = (
         task_state_set,
         title="Record task state",
         description=(
-            "Record what you are working on: task id, status (pending, in_progress, "
-            "completed, failed, cancelled), optional description, step counts, progress "
-            "0..1 and metadata. Replaces the previous task state as a whole."
+            "Record the task you are working on and how far along it is, replacing the "
+            "previous task state."
         ),
         idempotent=True,
     ),
     ToolSpec(
         task_state_get,
         title="Read task state",
-        description="Read the task state last recorded with task_state_set, or null.",
+        description="Read back the task state last recorded with task_state_set (null if none).",
         read_only=True,
         idempotent=True,
     ),
@@ -115,16 +114,15 @@ TASK_TOOLS = (
         scratchpad_append,
         title="Add a note",
         description=(
-            "Append one note to the scratchpad, an ordered list of your notes and "
-            "intermediate thoughts for this session. Returns how many notes it now holds."
+            "Write down a note or intermediate thought; notes are kept in order for this session."
         ),
     ),
     ToolSpec(
         scratchpad_get,
         title="Read notes",
         description=(
-            "Read the scratchpad notes, oldest first, one page at a time. When "
-            "next_cursor is not null, call again with it to get more."
+            "Read your notes back, oldest first. Paged: while next_cursor is not null, call "
+            "again with it."
         ),
         read_only=True,
         idempotent=True,

@@ -113,9 +113,8 @@ VARIABLE_TOOLS = (
         memory_set,
         title="Remember a value",
         description=(
-            "Store any JSON value under a key in your working memory, replacing what "
-            "was there. Give ttl_seconds to have it forgotten automatically. Memory "
-            "lasts for this session only; use checkpoints to keep a snapshot."
+            "Remember a JSON value under a key for later in this session, replacing any old "
+            "value. Give ttl_seconds to have it forgotten automatically."
         ),
         idempotent=True,
     ),
@@ -123,9 +122,8 @@ VARIABLE_TOOLS = (
         memory_get,
         title="Recall a value",
         description=(
-            "Read the value stored under a key. Returns found=false and `default` "
-            "(null unless given) when the key does not exist or has expired, plus "
-            "the seconds it has left when it has a TTL."
+            "Recall the value stored under a key. Returns found=false and default when it "
+            "is missing or expired."
         ),
         read_only=True,
         idempotent=True,
@@ -133,14 +131,14 @@ VARIABLE_TOOLS = (
     ToolSpec(
         memory_delete,
         title="Forget a value",
-        description="Delete one key. Returns deleted=false if it did not exist.",
+        description="Forget one key you no longer need. Returns deleted=false if it did not exist.",
         destructive=True,
         idempotent=True,
     ),
     ToolSpec(
         memory_exists,
         title="Check a key",
-        description="Tell whether a key currently holds a value (not expired).",
+        description="Check whether a key holds a value, without reading the value.",
         read_only=True,
         idempotent=True,
     ),
@@ -148,8 +146,8 @@ VARIABLE_TOOLS = (
         memory_list_keys,
         title="List keys",
         description=(
-            "List the keys in working memory matching a glob pattern, sorted, one page "
-            "at a time. When next_cursor is not null, call again with it to get more."
+            "See which keys you have stored, sorted, filtered by a glob pattern. Paged: "
+            "while next_cursor is not null, call again with it."
         ),
         read_only=True,
         idempotent=True,
@@ -158,9 +156,8 @@ VARIABLE_TOOLS = (
         memory_get_all,
         title="Read many values",
         description=(
-            "Read the keys matching a glob pattern together with their values, sorted "
-            "by key, one page at a time. When next_cursor is not null, call again with "
-            "it to get more."
+            "Read many keys with their values at once, filtered by a glob pattern. Paged "
+            "like memory_list_keys."
         ),
         read_only=True,
         idempotent=True,
@@ -169,8 +166,8 @@ VARIABLE_TOOLS = (
         memory_clear,
         title="Forget all values",
         description=(
-            "Delete every variable in this session. Task state, scratchpad and "
-            "checkpoints are kept. Create a checkpoint first if you may want them back."
+            "Forget every variable in this session; task state, notes and checkpoints stay. "
+            "Checkpoint first if you may want them back."
         ),
         destructive=True,
         idempotent=True,

@@ -38,6 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 from redis.exceptions import RedisError
 
 from memory_core import SessionStore, StoreConfig, backend_from_url
+from tests.support.child_env import ALL_TOOLS
 from tests.support.redis_keys import prefixed_keys
 from tests.support.redis_proc import free_port
 from tests.support.results import resource_text
@@ -79,7 +80,7 @@ async def poll(
 def server_env(**settings: Any) -> dict[str, str]:
     """A clean environment for a server subprocess: PATH plus the given ``WM_*``
     settings (``lease_seconds=2`` -> ``WM_LEASE_SECONDS=2``), nothing inherited."""
-    env = {"PATH": os.environ.get("PATH", ""), "WM_LOG_LEVEL": "WARNING"}
+    env = {"PATH": os.environ.get("PATH", ""), "WM_LOG_LEVEL": "WARNING", **ALL_TOOLS}
     for name, value in settings.items():
         env["WM_" + name.upper()] = str(value)
     return env

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.child_env import unmeasured
+from tests.support.child_env import ALL_TOOLS, unmeasured
 from tests.support.redis_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ class ServerProcess:
     """
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        self.env = {"WM_LOG_LEVEL": "WARNING", **(env or {})}
+        self.env = {"WM_LOG_LEVEL": "WARNING", **ALL_TOOLS, **(env or {})}
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.mkstemp(prefix="wm-server-", suffix=".log")[1])

@@ -41,6 +41,7 @@ from tests.reliability.chaos_support import (
     stdio_connection,
     streamable_connection,
 )
+from tests.support.child_env import ALL_TOOLS
 
 MiB = 1024 * 1024
 CYCLE_SECONDS = 120.0  # one connect-use-disconnect; a stdio spawn takes ~3 s here
@@ -247,7 +248,7 @@ class Worker:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env={"PATH": os.environ.get("PATH", ""), "WM_LOG_LEVEL": "WARNING"},
+            env={"PATH": os.environ.get("PATH", ""), "WM_LOG_LEVEL": "WARNING", **ALL_TOOLS},
         )
         return cls(proc)
 

@@ -21,7 +21,8 @@ def _clean_wm_environment() -> Iterator[None]:
     """A developer's WM_* variables must not leak into the settings under test."""
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
-            if name.startswith("WM_") and name[3:].lower() in Settings.model_fields:
+            known = name.startswith("WM_") and name[3:].lower() in Settings.model_fields
+            if known and name != "WM_TOOLS":  # set for the whole run (tests/conftest.py)
                 mp.delenv(name)
         yield
 

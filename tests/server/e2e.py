@@ -26,7 +26,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
 
 from mcp_server.runtime import Runtime
-from tests.support.child_env import measured
+from tests.support.child_env import ALL_TOOLS, measured
 from tests.support.results import tool_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,7 +163,7 @@ class StdioProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
-            env=measured({"PATH": os.environ.get("PATH", ""), **(env or {})}),
+            env=measured({"PATH": os.environ.get("PATH", ""), **ALL_TOOLS, **(env or {})}),
         )
         self._next_id = 0
 

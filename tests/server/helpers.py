@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from mcp import Client
 from mcp_types import CallToolResult
 
@@ -33,6 +34,7 @@ class Agent:
     def __init__(self, client: Client, handle: str | None) -> None:
         self.client = client
         self.handle = handle
+        self._schemas: dict[str, dict[str, Any]] | None = None
 
     def _args(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
         if self.handle is not None and "session" not in args and tool not in NO_SESSION:
@@ -43,10 +45,19 @@ class Agent:
         return await self.client.call_tool(tool, self._args(tool, args or {}))
 
     async def call(self, tool: str, **args: Any) -> dict[str, Any]:
+        """A call that must succeed; its arguments must also be valid by the tool's
+        published input schema (what a schema-checking client would send)."""
+        await self._check_arguments(tool, self._args(tool, args))
         result = await self.raw(tool, args)
         assert not result.is_error, result.content
         assert result.structured_content is not None
         return dict(result.structured_content)
+
+    async def _check_arguments(self, tool: str, args: dict[str, Any]) -> None:
+        if self._schemas is None:
+            listed = (await self.client.list_tools()).tools
+            self._schemas = {t.name: t.input_schema for t in listed}
+        Draft202012Validator(self._schemas[tool]).validate(args)
 
     async def fail(self, tool: str, args: dict[str, Any] | None = None) -> str:
         """The error text of a call that must fail, checked for shape and leaks."""

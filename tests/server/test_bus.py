@@ -84,7 +84,7 @@ def test_settings_pick_the_bus() -> None:
     assert isinstance(build_bus(memory), InProcessBus)
     bus = build_bus(Settings(redis_url="redis+cluster://127.0.0.1:1", key_prefix="p", **http))
     assert isinstance(bus, RedisSubscriptionBus) and bus.channel == "p:events"
-    with pytest.raises(ValueError, match="subscription_bus=redis needs a redis_url"):
+    with pytest.raises(ValueError, match="needs"):
         Settings(subscription_bus="redis")
 
 

@@ -66,17 +66,6 @@ def test_every_setting_but_secrets_is_a_flag() -> None:
         assert present is (name != "auth_tokens"), name
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [["--port", "x"], ["--transport", "ftp"], ["--page-size", "600"], ["--key-prefix", "a b"]],
-)
-def test_bad_flags_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        load_settings(argv)
-    assert exc.value.code == 2
-    assert "usage:" in capsys.readouterr().err
-
-
 def test_parse_tokens() -> None:
     text = f"{TOKEN_A}=alice, {TOKEN_B} = bob\n# comment\n\n"
     assert parse_tokens(text, "env") == {TOKEN_A: "alice", TOKEN_B: "bob"}

@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.server.e2e import ROOT, StdioProcess, call, error, eventually, live_keys
-from tests.support.child_env import measured
+from tests.support.child_env import ALL_TOOLS, measured
 from tests.support.results import resource_text
 
 TEARDOWN_BUDGET = 2.0  # the SDK's stdio client kills the server after 2 s
@@ -22,7 +22,10 @@ TEARDOWN_BUDGET = 2.0  # the SDK's stdio client kills the server after 2 s
 
 def _params(env: dict[str, str] | None = None) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_server"], env=measured(env or {}), cwd=ROOT
+        command=sys.executable,
+        args=["-m", "mcp_server"],
+        env=measured({**ALL_TOOLS, **(env or {})}),
+        cwd=ROOT,
     )
 
 

@@ -125,7 +125,10 @@ async def test_string_arguments_stay_strings(server: WorkingMemoryServer) -> Non
             "keys": ["[1]"],
             "next_cursor": None,
         }
-        state = await a.call("task_state_set", task_id="7", status="pending", metadata='{"a": 1}')
+        # outside the published schema on purpose (metadata is an object): raw, not call
+        quirk = {"task_id": "7", "status": "pending", "metadata": '{"a": 1}'}
+        state = (await a.raw("task_state_set", quirk)).structured_content
+        assert state is not None
         assert state["state"]["task_id"] == "7" and state["state"]["metadata"] == {"a": 1}
 
 

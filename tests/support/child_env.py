@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+ALL_TOOLS = {"WM_TOOLS": "all"}
+"""The suites exercise every tool; a server lists only the core group unless told
+(tests/server/test_tool_budget.py tests that default and the selection)."""
+
 # COVERAGE_PROCESS_CONFIG is set by patch = ["subprocess"]; COVERAGE_PROCESS_START by a
 # manual set-up. Either makes the child's coverage .pth file start measuring.
 COVERAGE_VARIABLES = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.child_env import measured
+from tests.support.child_env import ALL_TOOLS, measured
 from tests.support.redis_proc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +33,7 @@ class ServerProcess:
             "WM_HOST": "127.0.0.1",
             "WM_PORT": str(self.port),
             "WM_LOG_LEVEL": "WARNING",
+            **ALL_TOOLS,
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.child_env import ALL_TOOLS
+
 HERE = Path(__file__).parent
 
 
@@ -53,6 +55,7 @@ def run_client(script: Path, env: dict[str, str]) -> dict[str, Any]:
 
 def stdio_env(**extra: str) -> dict[str, str]:
     return {
+        **ALL_TOOLS,
         "WM_TS_TRANSPORT": "stdio",
         "WM_SERVER_COMMAND": sys.executable,
         "WM_SERVER_ARGS": json.dumps(["-m", "mcp_server", "--transport", "stdio"]),
