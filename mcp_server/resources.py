@@ -173,12 +173,7 @@ async def _state(rt: Runtime, ctx: Context, handle: str | None) -> SessionState:
             if len(scratchpad) < scratchpad_total
             else None
         ),
-        checkpoints=[
-            CheckpointSummary(
-                id=c.checkpoint_id, label=c.label, created_at=c.created_at, size=c.size
-            )
-            for c in await wm.list_checkpoints()
-        ],
+        checkpoints=[CheckpointSummary.of(c) for c in await wm.list_checkpoints()],
         usage=SessionUsage.against(usage, rt.store.config.limits),
         lease_seconds=usage.lease_seconds,
         expires_in=usage.expires_in_ms / 1000,

@@ -46,15 +46,7 @@ async def checkpoint_list(ctx: Context, session: SessionArg = None) -> Checkpoin
     rt = runtime_of(ctx)
     s = await rt.session(ctx, session)
     return CheckpointList(
-        checkpoints=[
-            CheckpointSummary(
-                id=info.checkpoint_id,
-                label=info.label,
-                created_at=info.created_at,
-                size=info.size,
-            )
-            for info in await s.memory.list_checkpoints()
-        ]
+        checkpoints=[CheckpointSummary.of(info) for info in await s.memory.list_checkpoints()]
     )
 
 

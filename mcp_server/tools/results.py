@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memory_core import Limits, TaskState, Usage
+from memory_core import CheckpointInfo, Limits, TaskState, Usage
 
 NEXT_CURSOR = Field(description="pass as `cursor` to get the next page; null when done")
 
@@ -84,6 +84,12 @@ class CheckpointSummary(BaseModel):
     label: str | None
     created_at: datetime
     size: int = Field(description="bytes of the stored snapshot")
+
+    @classmethod
+    def of(cls, info: CheckpointInfo) -> CheckpointSummary:
+        return cls(
+            id=info.checkpoint_id, label=info.label, created_at=info.created_at, size=info.size
+        )
 
 
 class CheckpointList(BaseModel):
