@@ -21,11 +21,17 @@ SessionArg = Annotated[
     Field(description="Handle from session_open; omit for this connection's session."),
 ]
 Key = str
+# "Any JSON value" still needs a `type`: schema checkers (the MCP Inspector's --strict)
+# flag a property without one. Every JSON type; "number" covers integers.
+ANY_JSON = {"type": ["object", "array", "string", "number", "boolean", "null"]}
 Value = Annotated[
     Any,
-    Field(description="Any JSON value."),
+    Field(description="Any JSON value.", json_schema_extra=ANY_JSON),
 ]
-Default = Annotated[Any, Field(description="Returned as value when the key is missing.")]
+Default = Annotated[
+    Any,
+    Field(description="Returned as value when the key is missing.", json_schema_extra=ANY_JSON),
+]
 Ttl = Annotated[
     float | None,
     Field(
