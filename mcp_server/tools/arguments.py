@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_server.tools.schemas import ANY_JSON_TYPES
 from memory_core import TaskStatus
 
 SessionArg = Annotated[
@@ -23,7 +24,7 @@ SessionArg = Annotated[
 Key = str
 # "Any JSON value" still needs a `type`: schema checkers (the MCP Inspector's --strict)
 # flag a property without one. Every JSON type; "number" covers integers.
-ANY_JSON = {"type": ["object", "array", "string", "number", "boolean", "null"]}
+ANY_JSON = {"type": sorted(ANY_JSON_TYPES)}
 Value = Annotated[
     Any,
     Field(description="Any JSON value.", json_schema_extra=ANY_JSON),
