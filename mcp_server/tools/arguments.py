@@ -22,16 +22,24 @@ SessionArg = Annotated[
     Field(description="Handle from session_open; omit for this connection's session."),
 ]
 Key = str
-# "Any JSON value" still needs a `type`: schema checkers (the MCP Inspector's --strict)
-# flag a property without one. Every JSON type; "number" covers integers.
-ANY_JSON = {"type": sorted(ANY_JSON_TYPES)}
+
+
+def any_json_type(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of an any-JSON-value field: a ``type`` listing every JSON
+    type ("number" covers integers), since schema checkers (the MCP Inspector's
+    ``--strict``) flag a property without one."""
+    schema["type"] = sorted(ANY_JSON_TYPES)
+
+
 Value = Annotated[
     Any,
-    Field(description="Any JSON value.", json_schema_extra=ANY_JSON),
+    Field(description="Any JSON value.", json_schema_extra=any_json_type),
 ]
 Default = Annotated[
     Any,
-    Field(description="Returned as value when the key is missing.", json_schema_extra=ANY_JSON),
+    Field(
+        description="Returned as value when the key is missing.", json_schema_extra=any_json_type
+    ),
 ]
 Ttl = Annotated[
     float | None,

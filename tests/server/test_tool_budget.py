@@ -118,6 +118,8 @@ async def test_every_argument_has_a_type(mode: str) -> None:
     (memory_set,) = [t for t in answer["tools"] if t["name"] == "memory_set"]
     value = memory_set["inputSchema"]["properties"]["value"]
     assert set(value["type"]) == {"object", "array", "string", "number", "boolean", "null"}
+    (memory_get,) = [t for t in answer["tools"] if t["name"] == "memory_get"]
+    assert memory_get["outputSchema"]["properties"]["value"]["type"] == value["type"]
 
 
 async def test_every_tool_stays_reachable(mode: str) -> None:
