@@ -71,6 +71,10 @@ class SessionEvents:
             except Exception:
                 log.exception("subscription bus close failed")
 
+    def subscriber_count(self) -> int:
+        """``resources/subscribe`` subscriptions held by this process (``/metrics``)."""
+        return sum(len(subscribers) for subscribers in self._legacy.values())
+
     def stats(self) -> BusStats:
         if isinstance(self.bus, (ManagedBus, InProcessBus)):
             return self.bus.stats()
