@@ -383,6 +383,7 @@ class AuthFailures:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
+            and scope["method"] != "OPTIONS"  # a CORS preflight carries no credentials
             and scope["path"].startswith(self.PROTECTED)
             and not isinstance(scope.get("user"), AuthenticatedUser)
         ):
