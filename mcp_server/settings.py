@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         _limit("max_checkpoints"), ge=1, description="checkpoints kept per session"
     )
     max_sessions: int = Field(_limit("max_sessions"), ge=1, description="open sessions/process")
+    max_sessions_per_principal: int = Field(
+        _limit("max_sessions_per_principal"),
+        ge=1,
+        description="open sessions one principal (bearer token identity) may hold per process",
+    )
     max_key_length: int = Field(
         _limit("max_key_length"), ge=1, le=4096, description="characters per key"
     )

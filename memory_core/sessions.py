@@ -64,6 +64,33 @@ class SessionStore:
             del self._owned[sid]
         return len(self._owned)
 
+    def open_count_of(self, principal: str) -> int:
+        """Sessions ``principal`` holds in this process whose lease has not run out."""
+        self.open_count()
+        return sum(1 for owner, _, _ in self._owned.values() if owner == principal)
+
+    def _check_room(self, principal: str) -> None:
+        """Refuse a new session past the principal's share or the process limit.
+
+        The principal's share comes first, so one identity that fills its share gets
+        its own error and leaves room for every other identity. Every session in
+        ``_owned`` counts, however it was opened (handle, connection, process).
+        """
+        limits = self.config.limits
+        if len(self._owned) >= limits.max_sessions_per_principal:
+            held = self.open_count_of(principal)
+            if held >= limits.max_sessions_per_principal:
+                raise LimitExceededError(
+                    "max_sessions_per_principal",
+                    limits.max_sessions_per_principal,
+                    held,
+                    scope="principal",
+                )
+        if len(self._owned) >= limits.max_sessions and self.open_count() >= limits.max_sessions:
+            raise LimitExceededError(
+                "max_sessions", limits.max_sessions, len(self._owned), scope="process"
+            )
+
     async def open(
         self,
         principal: str = LOCAL_PRINCIPAL,
@@ -73,12 +100,12 @@ class SessionStore:
         """Open a new empty session and return its id.
 
         Raises:
-            LimitExceededError: this process already holds ``max_sessions`` sessions.
+            LimitExceededError: ``principal`` already holds ``max_sessions_per_principal``
+                sessions in this process (scope ``principal``), or the process holds
+                ``max_sessions`` (scope ``process``).
         """
         lease = self.lease_ms(lease_seconds)
-        limit = self.config.limits.max_sessions
-        if len(self._owned) >= limit and self.open_count() >= limit:
-            raise LimitExceededError("max_sessions", limit, len(self._owned))
+        self._check_room(principal)
         sid = session_id or new_session_id()
         await self.backend.open_session(SessionRef(sid, principal), lease)
         self._owned[sid] = (principal, lease, self.clock.now_ms())

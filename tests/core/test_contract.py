@@ -405,6 +405,40 @@ async def test_max_sessions_per_process(harness: Harness) -> None:
     assert err.value.limit == "max_sessions"
 
 
+async def test_max_sessions_per_principal_leaves_room_for_others(
+    harness: Harness, harness_factory: HarnessFactory
+) -> None:
+    """One principal filling its share gets a principal-scoped error; another principal
+    still opens sessions until the process limit, which is reported as the process's."""
+    limits = harness.store.config.limits.model_copy(
+        update={"max_sessions": 5, "max_sessions_per_principal": 3}
+    )
+    h = await harness_factory(limits)
+    alice = [await h.store.open("alice") for _ in range(3)]
+    with pytest.raises(LimitExceededError) as err:
+        await h.store.open("alice")
+    assert (err.value.limit, err.value.scope, err.value.maximum, err.value.current) == (
+        "max_sessions_per_principal",
+        "principal",
+        3,
+        3,
+    )
+    assert "is 3 per principal and your identity is at 3" in err.value.message
+    await h.store.open("bob")
+    await h.store.open("bob")
+    with pytest.raises(LimitExceededError) as err:
+        await h.store.open("bob")
+    assert (err.value.limit, err.value.scope, err.value.current) == ("max_sessions", "process", 5)
+    assert "per process and this server (all clients together) is at 5" in err.value.message
+    # a closed session gives its slot back to its principal
+    assert await h.store.close_session(alice[0], "alice")
+    await h.store.open("alice")
+    # bob failing to close alice's session does not free alice's share
+    assert not await h.store.close_session(alice[1], "bob")
+    with pytest.raises(LimitExceededError):
+        await h.store.open("alice")
+
+
 async def test_usage_reports_against_limits(harness: Harness) -> None:
     m = await open_memory(harness)
     await m.set("abc", "xyz")
