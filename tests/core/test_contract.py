@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from memory_core import (
     ValueTooLargeError,
     WorkingMemory,
 )
+from memory_core.storage.base import SessionRef
 from tests.support.redis_keys import prefixed_keys
 from tests.support.stores import Harness, HarnessFactory
 
@@ -644,3 +646,56 @@ async def test_export_import_roundtrip(harness: Harness) -> None:
     assert await backend.export_session(m.session_id) is None
     assert await backend.import_session(state, only_if_missing=True)
     assert await m.get("a") == [1, 2]
+
+
+async def test_a_page_reads_only_its_own_values(
+    harness: Harness, harness_factory: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging through many variables reads each value once, a page at a time: the whole
+    session is never loaded (items) and no store call returns more than one page."""
+    limits = harness.store.config.limits.model_copy(
+        update={"max_keys": 200, "max_value_bytes": 1000, "max_session_bytes": 1024 * 1024}
+    )
+    h = await harness_factory(limits)
+    m = await open_memory(h)
+    for i in range(60):
+        await m.set(f"k{i:03}", "x" * 500)  # 4 + 502 stored bytes each
+    for i in range(5):
+        await m.set(f"other{i}", 1)
+    backend = h.store.backend
+    returned: list[int] = []
+    real_values_of = backend.values_of
+
+    async def no_items(*args: object) -> object:
+        raise AssertionError("a page must not load the whole session")
+
+    async def values_of(ref: SessionRef, keys: list[str], max_bytes: int) -> list[Any]:
+        assert len(keys) <= 10
+        got = await real_values_of(ref, keys, max_bytes)
+        returned.append(len(got))
+        return got
+
+    monkeypatch.setattr(backend, "items", no_items)
+    monkeypatch.setattr(backend, "values_of", values_of)
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        page, more = await m.get_page("k*", after, 10, 2048)
+        assert len(page) == (4 if more else len(page)) and page
+        assert all(e.value == "x" * 500 for e in page.values())
+        seen += list(page)
+        pages += 1
+        if pages == 3:
+            assert await m.delete("k013")  # deleted ahead of the walk: skipped
+        if not more:
+            break
+        after = list(page)[-1]
+    assert seen == [f"k{i:03}" for i in range(60) if i != 13]
+    assert max(returned) <= 5  # the store stopped at the byte budget, not at 10 keys
+    # one entry larger than the whole budget still comes, alone
+    await m.set("k0000", "y" * 900)
+    page, more = await m.get_page("k*", None, 10, 100)
+    assert list(page) == ["k000"] and more
+    page, more = await m.get_page("k*", "k000", 10, 100)
+    assert list(page) == ["k0000"] and more
