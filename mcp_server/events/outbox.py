@@ -72,9 +72,9 @@ class Outboxes:
                 self._drain(connection, box), name="wm-notify"
             )
 
-    def pending(self, connection: Connection) -> int:
-        box = self._boxes.get(connection)
-        return len(box.pending) if box is not None else 0
+    def pending_total(self) -> int:
+        """Notifications queued over every connection (memory held for subscribers)."""
+        return sum(len(box.pending) for box in self._boxes.values())
 
     def forget(self, connection: Connection) -> None:
         """The connection is gone: drop what it had queued and stop its sender."""

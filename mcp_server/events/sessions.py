@@ -90,6 +90,10 @@ class SessionEvents:
             if not subscribers:
                 del self._legacy[session_id]
 
+    def subscriber_count(self) -> int:
+        """(connection, URI) subscriptions of this process, over every session."""
+        return sum(len(subscribers) for subscribers in self._legacy.values())
+
     def drop_connection(self, connection: Connection) -> None:
         """Forget a connection's subscriptions (it closed, or stopped reading)."""
         self.outboxes.forget(connection)
