@@ -166,6 +166,18 @@ class Settings(BaseSettings):
     http_idle_timeout: float = Field(
         1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
     )
+    http_request_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a client has to send a request's line and headers, and again "
+        "its body; a connection that takes longer is closed (headers) or answered 408 (body)",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="HTTP connections (and requests in progress) per process; past it a "
+        "request is answered 503",
+    )
 
     # tools ------------------------------------------------------------------------------
     tools: str = Field(

@@ -8,20 +8,16 @@ that reads its SSE stream until its subscription is confirmed, then never again.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import httpx2
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
 from mcp_server.http import create_app
 from mcp_server.runtime import Runtime
-from tests.server.e2e import HANDSHAKE, RawStreamable
+from tests.server.e2e import HANDSHAKE, RawStreamable, serve_here
 
 # resources/subscribe is what 2025-era clients speak; the SDK marks it deprecated
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
@@ -61,28 +57,6 @@ def _stalled_subscriber(base: str, port: int, uri: str) -> socket.socket:
     return sock
 
 
-@asynccontextmanager
-async def serve_here(app: Starlette) -> AsyncIterator[str]:
-    """uvicorn on a free loopback port in this event loop (the test then reaches the
-    server's runtime directly), stopped on exit."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn's own flag
-                await anyio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-    sock.close()
-
-
 async def test_a_subscriber_that_never_reads_is_let_go_and_writers_go_on(
     make_settings: Any,
 ) -> None:
@@ -91,7 +65,7 @@ async def test_a_subscriber_that_never_reads_is_let_go_and_writers_go_on(
     events = runtime.events
     outboxes = events.outboxes
     outboxes.stall_seconds = 0.5  # injectable: the default is 10 s
-    async with serve_here(app) as base, httpx2.AsyncClient() as http:
+    async with serve_here(app) as (base, _), httpx2.AsyncClient() as http:
         port = int(base.rsplit(":", 1)[1])
         writer = RawStreamable(http, base + "/mcp")
         await writer.initialize()
