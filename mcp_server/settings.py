@@ -155,7 +155,12 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origin header values accepted (scheme://host:port)"
     )
-    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest HTTP request body")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest request: an HTTP body, or a stdio line (a longer line is "
+        "skipped and answered with an error)",
+    )
     replica_id: str = Field(
         "",
         pattern=r"^[A-Za-z0-9_-]{0,64}$",
