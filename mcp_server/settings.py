@@ -119,6 +119,17 @@ class Settings(BaseSettings):
         ge=1,
         description="open sessions one principal (bearer token identity) may hold per process",
     )
+    max_retained_bytes_per_principal: int = Field(
+        _limit("max_retained_bytes_per_principal"),
+        ge=1024,
+        description="checkpoint bytes one principal may hold per process (open and closed "
+        "sessions alike, until each expires); past it checkpoint_create is refused",
+    )
+    max_retained_bytes: int = Field(
+        _limit("max_retained_bytes"),
+        ge=1024,
+        description="checkpoint bytes held per process, every principal together",
+    )
     max_key_length: int = Field(
         _limit("max_key_length"), ge=1, le=4096, description="characters per key"
     )

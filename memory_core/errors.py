@@ -57,6 +57,10 @@ LIMIT_HINTS = {
     "max_scratchpad_entries": "summarize what you need into a variable; the scratchpad is full",
     "max_sessions": "close sessions you no longer need and retry",
     "max_sessions_per_principal": "close sessions you no longer need and retry",
+    "max_retained_bytes_per_principal": (
+        "delete checkpoints you no longer need, or wait until older ones expire"
+    ),
+    "max_retained_bytes": "delete checkpoints you no longer need, or retry later",
     "max_value_bytes": "store a smaller value or split it across several keys",
     "max_scratchpad_entry_bytes": "write a shorter entry or split it into several",
     "max_task_state_bytes": "keep the description and metadata shorter",

@@ -9,7 +9,8 @@ from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError, LimitExceededError
 from memory_core.keys import new_session_id, validate_session_id
-from memory_core.models import Health, Usage, ms_to_datetime
+from memory_core.models import CreatedCheckpoint, Health, Usage, ms_to_datetime
+from memory_core.retained import RetainedBytes
 from memory_core.storage.base import Backend, SessionRef
 from memory_core.working_memory import WorkingMemory
 
@@ -34,6 +35,7 @@ class SessionStore:
         self.clock = clock or backend.clock
         # sessions this process opened -> (principal, lease ms, last use ms)
         self._owned: dict[str, tuple[str, int, int]] = {}
+        self.retained = RetainedBytes(self.config.checkpoint_retention_seconds * 1000)
 
     async def start(self) -> None:
         await self.backend.start()
@@ -90,6 +92,36 @@ class SessionStore:
             raise LimitExceededError(
                 "max_sessions", limits.max_sessions, len(self._owned), scope="process"
             )
+
+    # checkpoints ---------------------------------------------------------------------
+    def check_checkpoint_room(self, principal: str) -> None:
+        """Refuse a new checkpoint while ``principal``'s checkpoint bytes or the
+        process's are at their limit (see ``memory_core.retained``).
+
+        Raises:
+            LimitExceededError: scope ``principal`` or ``process``.
+        """
+        limits = self.config.limits
+        held, total = self.retained.usage(principal, self.clock.now_ms())
+        if held >= limits.max_retained_bytes_per_principal:
+            raise LimitExceededError(
+                "max_retained_bytes_per_principal",
+                limits.max_retained_bytes_per_principal,
+                held,
+                scope="principal",
+            )
+        if total >= limits.max_retained_bytes:
+            raise LimitExceededError(
+                "max_retained_bytes", limits.max_retained_bytes, total, scope="process"
+            )
+
+    def checkpoint_created(self, principal: str, created: CreatedCheckpoint) -> None:
+        for checkpoint_id in created.evicted:
+            self.retained.forget(checkpoint_id)
+        self.retained.add(principal, created.checkpoint_id, created.size, self.clock.now_ms())
+
+    def checkpoint_deleted(self, checkpoint_id: str) -> None:
+        self.retained.forget(checkpoint_id)
 
     async def open(
         self,

@@ -200,10 +200,13 @@ class WorkingMemory:
                     f"label must be at most {MAX_LABEL_LENGTH} printable characters"
                 )
             label = label or None
+        self._store.check_checkpoint_room(self.ref.principal)
         info, evicted = await self._backend.create_checkpoint(
             self.ref, new_checkpoint_id(self.session_id), label
         )
-        return CreatedCheckpoint(**info.model_dump(), evicted=evicted)
+        created = CreatedCheckpoint(**info.model_dump(), evicted=evicted)
+        self._store.checkpoint_created(self.ref.principal, created)
+        return created
 
     async def restore_checkpoint(self, checkpoint_id: str) -> None:
         """Atomically replace this session's live state with the checkpoint."""
@@ -214,7 +217,10 @@ class WorkingMemory:
         return await self._backend.list_checkpoints(self.ref)
 
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
-        return await self._backend.delete_checkpoint(self.ref, checkpoint_id)
+        deleted = await self._backend.delete_checkpoint(self.ref, checkpoint_id)
+        if deleted:
+            self._store.checkpoint_deleted(checkpoint_id)
+        return deleted
 
     # session -----------------------------------------------------------------------
     async def usage(self) -> Usage:

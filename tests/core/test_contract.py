@@ -699,3 +699,66 @@ async def test_a_page_reads_only_its_own_values(
     assert list(page) == ["k000"] and more
     page, more = await m.get_page("k*", "k000", 10, 100)
     assert list(page) == ["k0000"] and more
+
+
+async def test_retained_checkpoint_bytes_are_bounded_per_principal_and_process(
+    harness: Harness, harness_factory: HarnessFactory
+) -> None:
+    """Open, fill, checkpoint, close, repeat: checkpoints outlive their sessions, so the
+    bytes a principal keeps this way are bounded (refused past the limit), apart from
+    every other principal's, and the process's total is bounded too."""
+    limits = harness.store.config.limits.model_copy(
+        update={
+            "max_value_bytes": 1000,
+            "max_retained_bytes_per_principal": 4000,
+            "max_retained_bytes": 7000,
+        }
+    )
+    h = await harness_factory(limits)
+
+    async def cycle(principal: str) -> str:
+        m = await open_memory(h, principal)
+        await m.set("k", "x" * 900)
+        checkpoint = await m.create_checkpoint()
+        assert await h.store.close_session(m.session_id, principal)
+        return checkpoint
+
+    kept = [await cycle("alice") for _ in range(4)]  # about 1 KB each
+    with pytest.raises(LimitExceededError) as err:
+        await cycle("alice")
+    assert (err.value.limit, err.value.scope, err.value.maximum) == (
+        "max_retained_bytes_per_principal",
+        "principal",
+        4000,
+    )
+    assert err.value.current >= 4000
+    assert "per principal and your identity is at" in err.value.message
+    # nothing of the refused call was stored; the checkpoints kept are still restorable
+    m = await open_memory(h, "alice")
+    await m.restore_checkpoint(kept[0])
+    assert await m.get("k") == "x" * 900
+    bob = [await cycle("bob") for _ in range(3)]
+    with pytest.raises(LimitExceededError) as err:
+        await cycle("carol")  # carol holds nothing, but the process is at its limit
+    assert (err.value.limit, err.value.scope) == ("max_retained_bytes", "process")
+    assert bob and "this server (all clients together)" in err.value.message
+
+
+async def test_deleting_or_evicting_checkpoints_frees_retained_bytes(
+    harness: Harness, harness_factory: HarnessFactory
+) -> None:
+    limits = harness.store.config.limits.model_copy(
+        update={"max_value_bytes": 1000, "max_retained_bytes_per_principal": 2500}
+    )
+    h = await harness_factory(limits)
+    m = await open_memory(h)
+    await m.set("k", "x" * 900)
+    first = await m.create_checkpoint()
+    await m.create_checkpoint()
+    await m.create_checkpoint()  # the third fits: the check runs before each checkpoint
+    with pytest.raises(LimitExceededError):
+        await m.create_checkpoint()
+    assert await m.delete_checkpoint(first)
+    await m.create_checkpoint()  # room again
+    held, _ = h.store.retained.usage("alice", h.store.clock.now_ms())
+    assert 2500 <= held < 3500
