@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_server import wire
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.errors import ConfigurationError
+from mcp_server.http_batches import answer_batch, takes_batches
 from mcp_server.runtime import Runtime
 from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
@@ -136,6 +137,7 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
                 settings.max_body_bytes,
                 auth=bool(tokens),
                 timeout=settings.http_request_timeout,
+                batches=True,
             ),
         )
         for r in streamable.routes
@@ -217,16 +219,26 @@ class CheckedBodies:
     """Answers a POST body the SDK cannot take with ``wire``'s JSON-RPC error (400).
 
     Runs after authentication: a request without a valid token reaches the SDK's own
-    401 unread. A body over ``max_bytes`` is passed on for the SDK's 413. Batches are
-    refused in every protocol version over HTTP. A body that does not arrive within
+    401 unread. A body over ``max_bytes`` is passed on for the SDK's 413. With
+    ``batches`` (streamable HTTP), a batch on a 2025-03-26 session is answered by
+    ``http_batches``; every other batch is refused. A body that does not arrive within
     ``timeout`` seconds is answered 408 (``read_body``).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, *, auth: bool, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        auth: bool,
+        timeout: float = 10.0,
+        batches: bool = False,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.auth = auth
         self.timeout = timeout
+        self.batches = batches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -247,6 +259,9 @@ class CheckedBodies:
         if complete:
             body = b"".join(m.get("body", b"") for m in read)
             outcome = wire.check(body)
+            if isinstance(outcome, wire.Batch) and self.batches and takes_batches(scope):
+                await answer_batch(self.app, scope, send, outcome)
+                return
             if not isinstance(outcome, wire.Message):
                 refusal = (
                     outcome

@@ -332,3 +332,42 @@ async def test_bounded_lines_split_at_any_chunk_boundary(chunk: int) -> None:
     source = anyio.wrap_file(io.BytesIO(wire_bytes))
     got = [line async for line in bounded_lines(source, 16, chunk)]
     assert got == [b'{"a":1}\n', LongLine(40), b"\n", b"z" * 12 + b"\n", b"tail"]
+
+
+async def test_http_batches_are_accepted_from_2025_03_26_clients(http: RunningServer) -> None:
+    """2025-03-26 requires servers to accept batches; its clients send no
+    MCP-Protocol-Version header. Each message is dispatched on the session and the
+    answers come back as one JSON array; later versions are still refused."""
+    async with httpx2.AsyncClient(timeout=30) as client:
+        raw = RawStreamable(client, http.url + "/mcp")
+        await raw.request("initialize", _init("2025-03-26"))
+        assert raw.session_id is not None
+        notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        headers = {**ACCEPT, "Mcp-Session-Id": raw.session_id}
+        assert (await client.post(raw.url, json=notice, headers=headers)).status_code == 202
+        set_k = {"name": "memory_set", "arguments": {"key": "k", "value": 7}}
+        get_k = {"name": "memory_get", "arguments": {"key": "k"}}
+        batch = [
+            {**PING, "id": "a"},
+            {"jsonrpc": "2.0", "id": "b", "method": "tools/call", "params": set_k},
+            {"jsonrpc": "2.0", "method": "notifications/progress"},
+            7,
+            {"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": get_k},
+        ]
+        response = await client.post(raw.url, json=batch, headers=headers)
+        assert response.status_code == 200, response.text
+        answers = response.json()
+        for answer in answers:
+            _wire_ok(answer)
+        by_id = {str(a.get("id")): a for a in answers}
+        assert set(by_id) == {"a", "b", "None", "c"}, answers
+        assert by_id["a"]["result"] == {}
+        assert by_id["None"]["error"]["code"] == -32600
+        assert by_id["c"]["result"]["structuredContent"]["value"] == 7
+        # notifications only: 202, no body; an empty batch is refused
+        only = await client.post(raw.url, json=[notice], headers=headers)
+        assert only.status_code == 202 and not only.content
+        _refusal(await client.post(raw.url, json=[], headers=headers), -32600, None)
+        # the same session claiming a later version gets the refusal
+        later = {**headers, "Mcp-Protocol-Version": "2025-11-25"}
+        _refusal(await client.post(raw.url, json=batch, headers=later), -32600, None)
