@@ -149,6 +149,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="stderr log level; DEBUG adds one line per tool call"
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="stderr log lines as text, or one JSON object per line"
+    )
+    access_log: bool = Field(
+        False, description="log one line per HTTP request (method, path, status, ms, principal)"
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="bearer token a Prometheus scraper sends for /metrics; needed when "
+        "auth tokens are set (/metrics is open only on a server without auth)",
+    )
 
     # HTTP security --------------------------------------------------------------------
     auth_tokens: SecretStr | None = Field(
@@ -213,7 +224,7 @@ class Settings(BaseSettings):
             return TRANSPORT_ALIASES.get(value.strip().lower(), value)
         return value
 
-    @field_validator("log_level", "subscription_bus", mode="before")
+    @field_validator("log_level", "log_format", "subscription_bus", mode="before")
     @classmethod
     def _any_case(cls, value: object, info: ValidationInfo) -> object:
         """``debug`` is ``DEBUG``: a choice matches whatever its case."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mcp_server.tools.arguments import any_json_type
 from memory_core import CheckpointInfo, Limits, TaskState, Usage
 
 NEXT_CURSOR = Field(description="pass as `cursor` to get the next page; null when done")
@@ -23,7 +24,9 @@ class SetResult(BaseModel):
 class GetResult(BaseModel):
     key: str
     found: bool
-    value: Any = Field(description="the stored value, or `default` when not found")
+    value: Any = Field(
+        description="the stored value, or `default` when not found", json_schema_extra=any_json_type
+    )
     ttl_seconds_remaining: float | None = Field(description="null when the key has no TTL")
 
 
