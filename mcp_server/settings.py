@@ -248,7 +248,9 @@ class Settings(BaseSettings):
                 raise ValueError(exc.message) from None
         return value
 
-    @field_validator("log_level", "log_format", "subscription_bus", "default_session", mode="before")
+    @field_validator(
+        "log_level", "log_format", "subscription_bus", "default_session", mode="before"
+    )
     @classmethod
     def _any_case(cls, value: object, info: ValidationInfo) -> object:
         """``debug`` is ``DEBUG``: a choice matches whatever its case."""
