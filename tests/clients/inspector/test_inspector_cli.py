@@ -100,6 +100,9 @@ def test_http_with_a_bearer_header(inspector: list[str], http_server: RunningSer
 
 
 def test_http_with_a_wrong_token_fails(inspector: list[str], http_server: RunningServer) -> None:
+    # Our 401 makes the CLI look for OAuth, which it cannot do without a terminal: a
+    # clear refusal, not a listing (field.md: the same without any token).
     target = http_target(http_server, "not-a-token-0123456789")
     proc = run([*inspector, *target, "--method", "tools/list"], expect_ok=False)
-    assert proc.returncode != 0
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert json.loads(proc.stderr.splitlines()[-1])["error"]["code"] == "auth_required"
