@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mcp_server.tool_groups import ALWAYS, select_tools
 from memory_core import Limits, StoreConfig
+from memory_core.errors import InvalidArgumentError
+from memory_core.keys import validate_session_name
 
 TRANSPORT_ALIASES = {
     "stdio": "stdio",
@@ -162,6 +164,18 @@ class Settings(BaseSettings):
         1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
     )
 
+    # sessions ---------------------------------------------------------------------------
+    session_name: str | None = Field(
+        None,
+        description="stdio: make the process session the named one, resumed at start and "
+        "kept after the process ends (it lives on its idle lease)",
+    )
+    default_session: Literal["on", "off"] = Field(
+        "on",
+        description="stateless (2026-07-28) requests with neither a session handle nor a "
+        "name use the principal's default session; off: they get SESSION_REQUIRED",
+    )
+
     # tools ------------------------------------------------------------------------------
     tools: str = Field(
         "core",
@@ -180,7 +194,17 @@ class Settings(BaseSettings):
             return TRANSPORT_ALIASES.get(value.strip().lower(), value)
         return value
 
-    @field_validator("log_level", "subscription_bus", mode="before")
+    @field_validator("session_name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                validate_session_name(value)
+            except InvalidArgumentError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("log_level", "subscription_bus", "default_session", mode="before")
     @classmethod
     def _any_case(cls, value: object, info: ValidationInfo) -> object:
         """``debug`` is ``DEBUG``: a choice matches whatever its case."""

@@ -61,6 +61,10 @@ Metadata = Annotated[
 Content = str
 Label = str | None
 CheckpointId = Annotated[str, Field(description="From checkpoint_create or checkpoint_list.")]
+SessionName = Annotated[
+    str | None,
+    Field(description="Open or resume the session with this name (any text, 128 characters)."),
+]
 LeaseSeconds = Annotated[
     float | None,
     Field(

@@ -14,7 +14,7 @@ from mcp_server.tools.results import (
     CheckpointRestored,
     CheckpointSummary,
 )
-from memory_core.keys import checkpoint_session
+from memory_core.keys import checkpoint_tag
 
 
 async def checkpoint_create(
@@ -35,7 +35,7 @@ async def checkpoint_restore(
     checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
 ) -> CheckpointRestored:
     rt = runtime_of(ctx)
-    checkpoint_session(checkpoint_id)  # a malformed id: NOT_FOUND before the store
+    checkpoint_tag(checkpoint_id)  # a malformed id: NOT_FOUND before the store
     s = await rt.session(ctx, session)
     await s.memory.restore_checkpoint(checkpoint_id)
     await rt.changed(s)
@@ -54,7 +54,7 @@ async def checkpoint_delete(
     checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
 ) -> CheckpointDeleted:
     rt = runtime_of(ctx)
-    checkpoint_session(checkpoint_id)  # a malformed id: NOT_FOUND before the store
+    checkpoint_tag(checkpoint_id)  # a malformed id: NOT_FOUND before the store
     s = await rt.session(ctx, session)
     deleted = await s.memory.delete_checkpoint(checkpoint_id)
     if deleted:

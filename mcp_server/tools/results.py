@@ -103,6 +103,7 @@ class CheckpointDeleted(BaseModel):
 class SessionOpened(BaseModel):
     session: str = Field(description="pass as `session` to every call that should use it")
     expires_in: int = Field(description="seconds of inactivity after which it expires")
+    resumed: bool = Field(False, description="true when the named session already existed")
 
 
 class SessionClosed(BaseModel):
@@ -141,7 +142,7 @@ class SessionInfo(BaseModel):
         description="what is wrong with the store, if anything: outage, configuration, store_full",
     )
     cause: str | None = Field(default=None, description="why, in an operator's words")
-    binding: str = Field(description="handle, connection or process")
+    binding: str = Field(description="handle, named, default, connection or process")
     usage: SessionUsage
     lease_seconds: int = Field(description="idle time after which the session expires")
     expires_in: float = Field(description="seconds until it expires unless used again")

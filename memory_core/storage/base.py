@@ -110,8 +110,15 @@ class Backend(ABC):
 
     # sessions ----------------------------------------------------------------
     @abstractmethod
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        """Create an empty session owned by ``ref.principal``."""
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        """Create an empty session owned by ``ref.principal``; return True.
+
+        With ``keep`` (named sessions, whose id is derived from their name), a live
+        session with this id is kept as it is (its lease refreshed) and False is
+        returned: one atomic create-if-absent, so processes racing to open one name
+        get one session. A live session of another principal raises
+        ``SessionNotFoundError``.
+        """
 
     @abstractmethod
     async def touch(self, ref: SessionRef) -> int:

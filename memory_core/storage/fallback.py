@@ -397,8 +397,21 @@ class CircuitBreakerBackend(Backend):
         self._lock_floor = max(1024, len(self._locks))
 
     # sessions ------------------------------------------------------------------------
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        await self._route(Op.OPEN, ref, lambda b: b.open_session(ref, lease_ms))
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        created = True
+
+        async def call(backend: Backend) -> bool:
+            nonlocal created
+            created = await backend.open_session(ref, lease_ms, keep=keep)
+            return created
+
+        async def follow(backend: Backend) -> bool:
+            # the mirror copies what Redis did: a kept session is copied on its next use
+            if created:
+                await backend.open_session(ref, lease_ms)
+            return created
+
+        return await self._route(Op.OPEN, ref, call, follow=follow)
 
     async def touch(self, ref: SessionRef) -> int:
         return await self._route(Op.READ, ref, lambda b: b.touch(ref))

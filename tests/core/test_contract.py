@@ -19,6 +19,7 @@ from memory_core import (
     ValueTooLargeError,
     WorkingMemory,
 )
+from memory_core.keys import session_tag
 from tests.support.redis_keys import prefixed_keys
 from tests.support.stores import Harness, HarnessFactory
 
@@ -390,7 +391,7 @@ async def test_every_redis_key_has_a_ttl_within_the_lease(harness: Harness) -> N
     keys = await redis_keys(harness)
     assert len(keys) == 6
     for key in keys:
-        assert key.startswith(f"{harness.prefix}:{{{m.session_id}}}:")
+        assert key.startswith(f"{harness.prefix}:{{{session_tag(m.session_id)}}}:")
         pttl = await harness.raw.pttl(key)
         assert pttl > 0, key
         limit = retention_ms if (key.endswith(":cpm") or ":cp:" in key) else lease_ms

@@ -56,7 +56,7 @@ from memory_core.errors import (
     StorageUnavailableError,
     WorkingMemoryError,
 )
-from memory_core.keys import checkpoint_session
+from memory_core.keys import checkpoint_tag, session_tag
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
     UNKNOWN_SERVER,
@@ -310,8 +310,9 @@ class RedisBackend(PrimaryBackend):
         return await self._eval(name, self.layout.session_keys(session_id), args)
 
     # sessions --------------------------------------------------------------------
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        await self._run("open", ref.session_id, ref.principal, lease_ms)
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        opened = await self._run("open", ref.session_id, ref.principal, lease_ms, int(keep))
+        return bool(opened)
 
     async def touch(self, ref: SessionRef) -> int:
         return int(await self._run("touch", ref.session_id, ref.principal))
@@ -413,15 +414,15 @@ class RedisBackend(PrimaryBackend):
         return info, [str(x) for x in result[2:]]
 
     async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
-        owner = checkpoint_session(checkpoint_id)
+        owner = checkpoint_tag(checkpoint_id)
         sid = ref.session_id
         blob = ""
-        if owner != sid:
+        if owner != session_tag(sid):
             # Recovery from an ended session of the same principal: read the immutable
             # snapshot under the owner's hash tag, then apply it in this session's slot.
             found = await self._eval(
                 "cp_read",
-                [self.layout.meta(owner), self.layout.checkpoint(owner, checkpoint_id)],
+                [self.layout.tag_meta(owner), self.layout.tag_checkpoint(owner, checkpoint_id)],
                 (ref.principal,),
             )
             if found is None:
@@ -451,7 +452,7 @@ class RedisBackend(PrimaryBackend):
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         sid = ref.session_id
         try:
-            if checkpoint_session(checkpoint_id) != sid:
+            if checkpoint_tag(checkpoint_id) != session_tag(sid):
                 await self.touch(ref)
                 return False
         except NotFoundError:

@@ -1,17 +1,19 @@
 """Redis key layout: the one place that names storage keys.
 
-All keys of one session share the hash tag ``{session_id}`` so every script touches a
-single cluster slot. Reserved names:
+All keys of one session share the hash tag ``{<tag>}``, the session's tag
+(``memory_core.keys.session_tag``, a one-way digest of its id), so every script touches
+a single cluster slot and no key name or checkpoint id reveals a session id (a handle).
+Reserved names:
 
 =============================  ======  ===========================================
 key                            type    TTL
 =============================  ======  ===========================================
-``<prefix>:{<sid>}:meta``      hash    session lease (principal, lease, bytes, task)
-``<prefix>:{<sid>}:vars``      hash    session lease (key -> value JSON)
-``<prefix>:{<sid>}:exp``       zset    session lease (key -> expiry ms)
-``<prefix>:{<sid>}:pad``       list    session lease (scratchpad entries)
-``<prefix>:{<sid>}:cpm``       hash    checkpoint retention (id -> created|size|label)
-``<prefix>:{<sid>}:cp:<id>``   string  checkpoint retention (snapshot JSON)
+``<prefix>:{<tag>}:meta``      hash    session lease (principal, lease, bytes, task)
+``<prefix>:{<tag>}:vars``      hash    session lease (key -> value JSON)
+``<prefix>:{<tag>}:exp``       zset    session lease (key -> expiry ms)
+``<prefix>:{<tag>}:pad``       list    session lease (scratchpad entries)
+``<prefix>:{<tag>}:cpm``       hash    checkpoint retention (id -> created|size|label)
+``<prefix>:{<tag>}:cp:<id>``   string  checkpoint retention (snapshot JSON)
 =============================  ======  ===========================================
 
 Session and checkpoint ids are validated (``memory_core.keys``) before they get
@@ -23,10 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from memory_core.keys import session_tag
+
 
 @lru_cache(maxsize=4096)
 def _session_keys(prefix: str, session_id: str) -> tuple[str, ...]:
-    b = f"{prefix}:{{{session_id}}}:"
+    b = f"{prefix}:{{{session_tag(session_id)}}}:"
     return (b + "meta", b + "vars", b + "exp", b + "pad", b + "cpm")
 
 
@@ -35,7 +39,17 @@ class KeyLayout:
     prefix: str
 
     def base(self, session_id: str) -> str:
-        return f"{self.prefix}:{{{session_id}}}:"
+        return self.tag_base(session_tag(session_id))
+
+    def tag_base(self, tag: str) -> str:
+        return f"{self.prefix}:{{{tag}}}:"
+
+    def tag_meta(self, tag: str) -> str:
+        """The meta key of the session whose tag is ``tag`` (its id unknown)."""
+        return self.tag_base(tag) + "meta"
+
+    def tag_checkpoint(self, tag: str, checkpoint_id: str) -> str:
+        return self.tag_base(tag) + "cp:" + checkpoint_id
 
     def session_keys(self, session_id: str) -> tuple[str, ...]:
         """KEYS of every session script: meta, vars, exp, pad, cpm."""
