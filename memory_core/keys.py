@@ -52,6 +52,11 @@ def session_tag(session_id: str) -> str:
     return _digest("wm-session-tag", session_id, length=22)
 
 
+def principal_tag(principal: str) -> str:
+    """The storage tag of a principal's own keys (the index of its recent checkpoints)."""
+    return "p" + _digest("wm-principal-tag", principal, length=22)
+
+
 def named_session_id(principal: str, name: str) -> str:
     """The session id of ``principal``'s session called ``name`` (192 bits).
 

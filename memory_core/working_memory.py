@@ -176,6 +176,10 @@ class WorkingMemory:
     async def list_checkpoints(self) -> list[CheckpointInfo]:
         return await self._backend.list_checkpoints(self.ref)
 
+    async def list_earlier_checkpoints(self, limit: int) -> list[CheckpointInfo]:
+        """Retained checkpoints of this principal's ended sessions, newest first."""
+        return await self._backend.list_earlier_checkpoints(self.ref, limit)
+
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
         return await self._backend.delete_checkpoint(self.ref, checkpoint_id)
 

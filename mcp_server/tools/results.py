@@ -94,6 +94,11 @@ class CheckpointSummary(BaseModel):
 
 class CheckpointList(BaseModel):
     checkpoints: list[CheckpointSummary] = Field(description="oldest first")
+    from_earlier_sessions: list[CheckpointSummary] = Field(
+        default_factory=list,
+        description="kept checkpoints of your sessions that ended, newest first; "
+        "checkpoint_restore puts one into this session",
+    )
 
 
 class CheckpointDeleted(BaseModel):

@@ -195,6 +195,12 @@ class Backend(ABC):
         """This session's checkpoints, oldest first."""
 
     @abstractmethod
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        """Retained checkpoints of ``ref.principal``'s sessions that have ended (what a
+        fresh session can restore after a restart), newest first, at most ``limit``.
+        ``ref`` must be a live session (``SessionNotFoundError`` otherwise)."""
+
+    @abstractmethod
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool: ...
 
     # copying whole sessions (fallback mirror) -----------------------------------

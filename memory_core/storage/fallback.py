@@ -473,6 +473,9 @@ class CircuitBreakerBackend(Backend):
     async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
         return await self._route(Op.READ, ref, lambda b: b.list_checkpoints(ref))
 
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        return await self._route(Op.READ, ref, lambda b: b.list_earlier_checkpoints(ref, limit))
+
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         return await self._route(Op.WRITE, ref, lambda b: b.delete_checkpoint(ref, checkpoint_id))
 

@@ -437,6 +437,26 @@ class MemoryBackend(MirrorBackend):
             if cp.expires_at > now
         ]
 
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        _, now = self._session(ref)
+        found = []
+        for cid, cp in reversed(self._checkpoints.items()):  # newest first among equal times
+            if cp.principal != ref.principal or cp.expires_at <= now:
+                continue
+            owner = self._sessions.get(cp.session_id)
+            if owner is not None and owner.expires_at > now:
+                continue  # a live session's (this one's or another connection's)
+            found.append(
+                CheckpointInfo(
+                    checkpoint_id=cid,
+                    label=cp.label,
+                    created_at=ms_to_datetime(cp.created_ms),
+                    size=_size(cp.blob),
+                )
+            )
+        found.sort(key=lambda info: info.created_at, reverse=True)
+        return found[:limit]
+
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         _, now = self._session(ref)
         try:

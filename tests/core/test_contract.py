@@ -19,7 +19,7 @@ from memory_core import (
     ValueTooLargeError,
     WorkingMemory,
 )
-from memory_core.keys import session_tag
+from memory_core.keys import principal_tag, session_tag
 from tests.support.redis_keys import prefixed_keys
 from tests.support.stores import Harness, HarnessFactory
 
@@ -372,7 +372,8 @@ async def test_teardown_removes_live_state_atomically(harness: Harness) -> None:
         await m.get("k")
     assert not await harness.store.close_session(m.session_id, "alice")
     left = await redis_keys(harness)
-    assert all(k.endswith(":cpm") or ":cp:" in k for k in left), left
+    # what stays: the checkpoints, and the principal's index that finds them after a restart
+    assert all(k.endswith((":cpm", ":rcp", ":rcpm")) or ":cp:" in k for k in left), left
     if harness.raw is not None:
         assert any(cp in k for k in left)
 
@@ -389,12 +390,16 @@ async def test_every_redis_key_has_a_ttl_within_the_lease(harness: Harness) -> N
     lease_ms = harness.store.config.lease_seconds * 1000
     retention_ms = harness.store.config.checkpoint_retention_seconds * 1000
     keys = await redis_keys(harness)
-    assert len(keys) == 6
+    assert len(keys) == 8
+    index = {f"{harness.prefix}:{{{principal_tag('alice')}}}:{name}" for name in ("rcp", "rcpm")}
+    assert index <= set(keys)
     for key in keys:
-        assert key.startswith(f"{harness.prefix}:{{{session_tag(m.session_id)}}}:")
+        if key not in index:
+            assert key.startswith(f"{harness.prefix}:{{{session_tag(m.session_id)}}}:")
         pttl = await harness.raw.pttl(key)
         assert pttl > 0, key
-        limit = retention_ms if (key.endswith(":cpm") or ":cp:" in key) else lease_ms
+        kept = key.endswith((":cpm", ":rcp", ":rcpm")) or ":cp:" in key
+        limit = retention_ms if kept else lease_ms
         assert pttl <= limit, key
 
 

@@ -99,3 +99,30 @@ def test_derived_ids_and_tags() -> None:
     assert sid == named_session_id("alice", "work") != named_session_id("bob", "work")
     assert len(sid) == 32 and len(session_tag(sid)) == 22
     assert session_tag(sid) not in sid and sid not in session_tag(sid)
+
+
+async def test_earlier_sessions_checkpoints_are_listed_newest_first(harness: Harness) -> None:
+    store = harness.store
+    ended = []
+    for n in range(2):
+        sid = await store.open("alice")
+        await store.memory(sid, "alice").set("n", n)
+        ended.append(await store.memory(sid, "alice").create_checkpoint(f"cp{n}"))
+        await store.close_session(sid, "alice")
+    live = await store.open("alice")  # another live session's checkpoint is not offered
+    await store.memory(live, "alice").create_checkpoint("live")
+    bob = await store.open("bob")
+    await store.memory(bob, "bob").create_checkpoint("bob's")
+    await store.close_session(bob, "bob")
+
+    fresh = store.memory(await store.open("alice"), "alice")
+    own = await fresh.create_checkpoint("mine")
+    listed = await fresh.list_earlier_checkpoints(10)
+    assert [c.label for c in listed] == ["cp1", "cp0"]
+    assert [c.checkpoint_id for c in listed] == ended[::-1]
+    assert [c.checkpoint_id for c in await fresh.list_checkpoints()] == [own]
+    assert [c.label for c in await fresh.list_earlier_checkpoints(1)] == ["cp1"]
+    await fresh.restore_checkpoint(listed[1].checkpoint_id)
+    assert await fresh.get("n") == 0
+    bobs = store.memory(await store.open("bob"), "bob")
+    assert [c.label for c in await bobs.list_earlier_checkpoints(10)] == ["bob's"]

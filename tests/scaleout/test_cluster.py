@@ -39,8 +39,13 @@ async def test_every_key_of_a_session_lands_in_the_slot_of_its_hash_tag(
     await m.set_task_state(TaskState(task_id="t"))
     checkpoint = await m.create_checkpoint("cp")
     assert h.raw is not None
-    keys = await prefixed_keys(h.raw, h.prefix)
+    everything = await prefixed_keys(h.raw, h.prefix)
     layout = KeyLayout(h.prefix)
+    # the principal's recovery index lives in its own slot (its own script)
+    index = layout.recent_checkpoints("alice")
+    assert set(index) <= set(everything)
+    assert len({redis_cluster.keyslot(k) for k in index}) == 1
+    keys = [k for k in everything if k not in index]
     # the KEYS every session script declares, plus the checkpoint blob cp_create writes
     assert keys == sorted([*layout.session_keys(sid), layout.checkpoint(sid, checkpoint)])
     slot = redis_cluster.keyslot(f"{{{session_tag(sid)}}}")

@@ -283,3 +283,60 @@ async def test_no_part_of_a_checkpoint_id_or_a_text_works_as_a_session(
         # the other connection sees the checkpoint id but cannot restore it: a's session lives
         text = await b.fail("checkpoint_restore", {"checkpoint_id": checkpoint})
         assert text.startswith("NOT_FOUND: ")
+
+
+# --- recovery after a restart ----------------------------------------------------------
+
+
+def test_a_new_unnamed_process_lists_and_restores_an_earlier_checkpoint(
+    redis_backend: str, key_prefix: str
+) -> None:
+    first = _stdio(redis_backend, key_prefix, None)
+    try:
+        first.tool("memory_set", key="plan", value="step 3 of 5")
+        made = first.tool("checkpoint_create", label="before restart")["checkpoint_id"]
+    finally:
+        first.close()  # killed, as a crash: its lease outlives it, the teardown never ran
+    second = _stdio(redis_backend, key_prefix, None)
+    try:
+        listed = second.tool("checkpoint_list")
+        assert listed["checkpoints"] == []
+        # the crashed process's session still holds its lease: not offered yet
+        assert made not in [c["id"] for c in listed["from_earlier_sessions"]]
+    finally:
+        second.close()
+    third = StdioProcess({"WM_REDIS_URL": redis_backend, "WM_KEY_PREFIX": key_prefix})
+    try:
+        third.initialize()
+        third.tool("memory_set", key="plan", value="ended cleanly")
+        ended = third.tool("checkpoint_create", label="clean exit")["checkpoint_id"]
+        assert third.proc.stdin is not None
+        third.proc.stdin.close()  # end of input: the session is torn down, checkpoints kept
+        third.wait(10)
+    finally:
+        third.close()
+    fourth = _stdio(redis_backend, key_prefix, None)
+    try:
+        earlier = fourth.tool("checkpoint_list")["from_earlier_sessions"]
+        assert [c["id"] for c in earlier] == [ended]
+        assert earlier[0]["label"] == "clean exit"
+        assert fourth.tool("memory_get", key="plan")["found"] is False
+        fourth.tool("checkpoint_restore", checkpoint_id=ended)
+        assert fourth.tool("memory_get", key="plan")["value"] == "ended cleanly"
+        handle = fourth.tool("session_info")["session"]
+        # with an explicit session only that session's own are listed
+        assert fourth.tool("checkpoint_list", session=handle)["from_earlier_sessions"] == []
+    finally:
+        fourth.close()
+
+
+async def test_earlier_checkpoints_never_cross_principals(http_redis: RunningServer) -> None:
+    async with _streamable(http_redis.url, None, token=ALICE) as client:
+        made = (await call(client, "checkpoint_create", label="alice's"))["checkpoint_id"]
+    async with _streamable(http_redis.url, None, token=BOB) as client:
+        assert (await call(client, "checkpoint_list"))["from_earlier_sessions"] == []
+        text = await error(client, "checkpoint_restore", checkpoint_id=made)
+        assert text.startswith("NOT_FOUND: ")
+    async with _streamable(http_redis.url, None, token=ALICE) as client:
+        earlier = (await call(client, "checkpoint_list"))["from_earlier_sessions"]
+        assert [c["id"] for c in earlier] == [made]

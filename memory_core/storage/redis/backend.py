@@ -71,6 +71,9 @@ from memory_core.storage.redis.layout import KeyLayout
 log = logging.getLogger(__name__)
 
 VERIFY_SESSION = "verify"
+EARLIER_INDEX_SIZE = 64
+"""Checkpoints a principal's recovery index keeps (the newest; older ones still restore
+by id for their retention time, they are just not listed)."""
 """A session id no session ever has (real ids are long and random): ``verify`` runs a
 script on it to learn whether Redis lets this server run scripts at all."""
 
@@ -411,7 +414,21 @@ class RedisBackend(PrimaryBackend):
             created_at=ms_to_datetime(int(result[0])),
             size=int(result[1]),
         )
-        return info, [str(x) for x in result[2:]]
+        evicted = [str(x) for x in result[2:]]
+        try:
+            # another slot than the session's, so a second script: best effort, since
+            # the checkpoint exists and restores by id whether or not it is indexed
+            await self._eval(
+                "cp_index", self.layout.recent_checkpoints(ref.principal),
+                (checkpoint_id, int(result[0]), int(result[1]), label or "",
+                 self.config.checkpoint_retention_seconds * 1000, EARLIER_INDEX_SIZE, *evicted),
+            )  # fmt: skip
+        except WorkingMemoryError as exc:
+            log.warning(
+                "checkpoint not indexed for recovery error=%s; it is not listed after restarts",
+                exc.code,
+            )
+        return info, evicted
 
     async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
         owner = checkpoint_tag(checkpoint_id)
@@ -448,6 +465,37 @@ class RedisBackend(PrimaryBackend):
             ordered.append((int(order), info))
         ordered.sort(key=lambda pair: pair[0])
         return [info for _, info in ordered]
+
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        await self.touch(ref)
+        flat = await self._eval(
+            "cp_recent", self.layout.recent_checkpoints(ref.principal), (EARLIER_INDEX_SIZE,)
+        )
+        own = session_tag(ref.session_id)
+        found: list[CheckpointInfo] = []
+        for i in range(0, len(flat), 2):
+            if len(found) >= limit:
+                break
+            checkpoint_id = str(flat[i])
+            try:
+                tag = checkpoint_tag(checkpoint_id)
+            except NotFoundError:
+                continue
+            if tag == own:
+                continue
+            keys = [self.layout.tag_meta(tag), self.layout.tag_checkpoint(tag, checkpoint_id)]
+            if not await self._eval("cp_peek", keys, ()):
+                continue  # its session still lives, or the snapshot is gone
+            created, size, label = str(flat[i + 1]).split("|", 2)
+            found.append(
+                CheckpointInfo(
+                    checkpoint_id=checkpoint_id,
+                    label=label or None,
+                    created_at=ms_to_datetime(int(created)),
+                    size=int(size),
+                )
+            )
+        return found
 
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         sid = ref.session_id

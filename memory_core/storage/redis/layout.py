@@ -14,7 +14,13 @@ key                            type    TTL
 ``<prefix>:{<tag>}:pad``       list    session lease (scratchpad entries)
 ``<prefix>:{<tag>}:cpm``       hash    checkpoint retention (id -> created|size|label)
 ``<prefix>:{<tag>}:cp:<id>``   string  checkpoint retention (snapshot JSON)
+``<prefix>:{<ptag>}:rcp``      zset    checkpoint retention (id -> created ms)
+``<prefix>:{<ptag>}:rcpm``     hash    checkpoint retention (id -> created|size|label)
 =============================  ======  ===========================================
+
+``<ptag>`` is a principal's tag (``keys.principal_tag``): the index of its recent
+checkpoints, so a fresh session can find those of its ended sessions. It lives in its
+own slot, written after the checkpoint (best effort) and read before the snapshots.
 
 Session and checkpoint ids are validated (``memory_core.keys``) before they get
 here; user keys never become key names.
@@ -25,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from memory_core.keys import session_tag
+from memory_core.keys import principal_tag, session_tag
 
 
 @lru_cache(maxsize=4096)
@@ -63,3 +69,8 @@ class KeyLayout:
 
     def checkpoint(self, session_id: str, checkpoint_id: str) -> str:
         return self.checkpoint_base(session_id) + checkpoint_id
+
+    def recent_checkpoints(self, principal: str) -> list[str]:
+        """KEYS of the principal's checkpoint index: the zset by time, the summaries."""
+        b = self.tag_base(principal_tag(principal))
+        return [b + "rcp", b + "rcpm"]
