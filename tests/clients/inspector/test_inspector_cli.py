@@ -52,8 +52,8 @@ def run(command: Sequence[str], *, expect_ok: bool = True) -> subprocess.Complet
     return proc
 
 
-def stdio_target() -> list[str]:
-    env = [arg for k, v in measured(ALL_TOOLS).items() for arg in ("-e", f"{k}={v}")]
+def stdio_target(**extra: str) -> list[str]:
+    env = [arg for k, v in measured({**ALL_TOOLS, **extra}).items() for arg in ("-e", f"{k}={v}")]
     return [*env, "--cwd", str(ROOT), sys.executable, "-m", "mcp_server"]
 
 
@@ -106,3 +106,27 @@ def test_http_with_a_wrong_token_fails(inspector: list[str], http_server: Runnin
     proc = run([*inspector, *target, "--method", "tools/list"], expect_ok=False)
     assert proc.returncode != 0 and proc.stdout == ""
     assert json.loads(proc.stderr.splitlines()[-1])["error"]["code"] == "auth_required"
+
+
+# --- named sessions (one CLI invocation is one connection or one process) -------------
+
+
+def test_stdio_named_session_on_redis_carries_across_invocations(
+    inspector: list[str], redis_url: str, key_prefix: str
+) -> None:
+    store = {"WM_REDIS_URL": redis_url, "WM_KEY_PREFIX": key_prefix}
+    named = stdio_target(WM_SESSION_NAME="inspector", **store)
+    run([*inspector, *call(named, "memory_set", "key=plan", "value=7")])
+    read = answer(run([*inspector, *call(named, "memory_get", "key=plan")]))
+    assert read["structuredContent"]["value"] == 7
+    unnamed = answer(run([*inspector, *call(stdio_target(**store), "memory_get", "key=plan")]))
+    assert unnamed["structuredContent"]["found"] is False
+
+
+def test_http_session_header_carries_across_connections(
+    inspector: list[str], http_server: RunningServer
+) -> None:
+    named = [*http_target(http_server, ALICE), "X-Memory-Session: inspector"]
+    run([*inspector, *call(named, "memory_set", "key=plan", "value=8")])
+    read = answer(run([*inspector, *call(named, "memory_get", "key=plan")]))
+    assert read["structuredContent"]["value"] == 8
