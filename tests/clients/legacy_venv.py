@@ -74,6 +74,12 @@ def drive(
     return outcome
 
 
+def drive_each(python: Path, *scenarios: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Run ``scenarios`` one after the other in one interpreter: their outcomes."""
+    outcomes: list[dict[str, Any]] = drive(python, {"runs": scenarios})["outcomes"]
+    return outcomes
+
+
 def server_command(env: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, Any]:
     """A stdio server configuration as LangChain and ``StdioServerParameters`` take it."""
     return {

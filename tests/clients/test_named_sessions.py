@@ -22,7 +22,7 @@ from fastmcp.client.transports import StreamableHttpTransport
 from mcp_server.http import create_app
 from mcp_server.settings import Settings
 from tests.clients.conftest import ALICE, BOB, TOKENS, bearer, set_then_get
-from tests.clients.legacy_venv import drive, server_command
+from tests.clients.legacy_venv import drive_each, server_command
 from tests.server.e2e import RunningServer, serve_in_thread
 from tests.support.child_env import ALL_TOOLS, measured
 
@@ -38,11 +38,19 @@ def http(running: RunningServer, **headers: str) -> dict[str, Any]:
     return {"transport": "streamable_http", "url": running.url + "/mcp", "headers": headers}
 
 
-def found(legacy: Path, client: str, server: dict[str, Any]) -> bool:
-    """Whether ``plan``, set earlier by another connection, is visible to this one."""
-    outcome = drive(legacy, {"client": client, "server": server, "steps": GET})
-    read: dict[str, Any] = outcome["results"][0]
-    return bool(read["found"])
+def setting(client: str, server: dict[str, Any]) -> dict[str, Any]:
+    """Set ``plan`` and read it back through ``client`` (per call: two connections)."""
+    return {"client": client, "server": server, "steps": set_then_get()}
+
+
+def reading(client: str, server: dict[str, Any]) -> dict[str, Any]:
+    """Read ``plan`` through another connection of ``client``."""
+    return {"client": client, "server": server, "steps": GET}
+
+
+def found(outcome: dict[str, Any]) -> bool:
+    """Whether the outcome's last call, a ``memory_get``, found ``plan``."""
+    return bool(outcome["results"][-1]["found"])
 
 
 # --- LangChain's per-call default ----------------------------------------------------
@@ -52,29 +60,31 @@ def test_langchain_per_call_stdio_with_a_name_on_redis_shares_across_processes(
     legacy: Path, redis_url: str, key_prefix: str
 ) -> None:
     store = {"WM_REDIS_URL": redis_url, "WM_KEY_PREFIX": key_prefix}
-    named = stdio(WM_SESSION_NAME="research", **store)
-    scenario = {"client": "langchain-per-call", "server": named, "steps": set_then_get()}
-    _, read = drive(legacy, scenario)["results"]  # set and get are two processes
-    assert read["found"] is True and read["value"]["step"] == 2
-    assert not found(legacy, "langchain-per-call", stdio(WM_SESSION_NAME="other", **store))
-    assert not found(legacy, "langchain-per-call", stdio(**store))  # unnamed: its own
+    per_call = "langchain-per-call"
+    # (Without a name each process is its own session: test_langchain.py.)
+    named, other = drive_each(
+        legacy,
+        setting(per_call, stdio(WM_SESSION_NAME="research", **store)),  # set, get: 2 processes
+        reading(per_call, stdio(WM_SESSION_NAME="other", **store)),
+    )
+    assert found(named) and named["results"][1]["value"]["step"] == 2
+    assert not found(other)  # another name: another session
 
 
 def test_langchain_per_call_http_with_the_header_shares_across_connections(
     legacy: Path, http_server: RunningServer
 ) -> None:
     alice = http(http_server, **bearer(ALICE), **{NAME: "research"})
-    scenario = {"client": "langchain-per-call", "server": alice, "steps": set_then_get()}
-    _, read = drive(legacy, scenario)["results"]
-    assert read["found"] is True
-    assert found(legacy, "langchain-session", alice)  # session mode resumes it too
-    # The name belongs to its principal; another name is another session.
-    assert not found(
-        legacy, "langchain-per-call", http(http_server, **bearer(BOB), **{NAME: "research"})
+    named, session_mode, bob, other = drive_each(
+        legacy,
+        setting("langchain-per-call", alice),
+        reading("langchain-session", alice),  # session mode resumes it too
+        # The name belongs to its principal; another name is another session.
+        reading("langchain-per-call", http(http_server, **bearer(BOB), **{NAME: "research"})),
+        reading("langchain-per-call", http(http_server, **bearer(ALICE), **{NAME: "x"})),
     )
-    assert not found(
-        legacy, "langchain-per-call", http(http_server, **bearer(ALICE), **{NAME: "x"})
-    )
+    assert found(named) and found(session_mode)
+    assert not found(bob) and not found(other)
 
 
 # --- mcp 1.x -------------------------------------------------------------------------
@@ -84,10 +94,14 @@ def test_mcp1_with_the_header_resumes_the_named_session(
     legacy: Path, http_server: RunningServer
 ) -> None:
     server = http(http_server, **bearer(BOB), **{NAME: "notes"})
-    first = drive(legacy, {"client": "mcp1", "server": server, "steps": set_then_get()})
-    assert first["results"][1]["found"] is True
-    assert found(legacy, "mcp1", server)  # a second connection with the same name
-    assert not found(legacy, "mcp1", http(http_server, **bearer(BOB)))  # unnamed
+    first, second, unnamed = drive_each(
+        legacy,
+        setting("mcp1", server),
+        reading("mcp1", server),  # a second connection with the same name
+        reading("mcp1", http(http_server, **bearer(BOB))),
+    )
+    assert found(first) and found(second)
+    assert not found(unnamed)
 
 
 # --- fastmcp's default mode (the stateless era) --------------------------------------

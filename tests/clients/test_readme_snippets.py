@@ -32,7 +32,7 @@ from fastmcp.client.transports import StreamableHttpTransport
 
 from mcp_server.http import create_app
 from mcp_server.settings import Settings
-from tests.clients.legacy_venv import drive
+from tests.clients.legacy_venv import drive_each
 from tests.server.e2e import ROOT, RunningServer, serve_in_thread
 from tests.support.redis_proc import RedisProcess
 
@@ -120,15 +120,12 @@ def test_snippet_runs_and_keeps_memory(
         # another (an app restart), which must find what the first remembered.
         (entry,) = json.loads(code)["mcpServers"].values()
         server = {"transport": "stdio", "cwd": str(ROOT), **entry}
-        steps = [{"tool": "memory_set", "args": {"key": "plan", "value": "step 1"}}]
-        drive(legacy, {"client": "mcp1", "server": server, "steps": steps})
-        later = drive(
+        remember = [{"tool": "memory_set", "args": {"key": "plan", "value": "step 1"}}]
+        recall = [{"tool": "memory_get", "args": {"key": "plan"}}]
+        _, later = drive_each(
             legacy,
-            {
-                "client": "mcp1",
-                "server": server,
-                "steps": [{"tool": "memory_get", "args": {"key": "plan"}}],
-            },
+            {"client": "mcp1", "server": server, "steps": remember},
+            {"client": "mcp1", "server": server, "steps": recall},
         )
         assert later["results"][0]["value"] == "step 1"
     else:

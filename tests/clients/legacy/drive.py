@@ -1,7 +1,8 @@
 """Runs in the legacy-clients virtualenv (mcp 1.x, langchain-mcp-adapters), not the project's.
 
 Reads a scenario on stdin, prints one JSON line on stdout:
-``{"results": [...], "protocol": ...}``. Scenario keys:
+``{"results": [...], "protocol": ...}`` (or ``{"outcomes": [...]}`` for
+``{"runs": [scenario, ...]}``). Scenario keys:
 
 - ``client``: ``langchain-per-call`` (``MultiServerMCPClient.get_tools()``: a new
   connection for every tool call, LangChain's default), ``langchain-session``
@@ -106,11 +107,22 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+async def _run(scenario: dict[str, Any]) -> dict[str, Any]:
+    runner = _mcp1 if scenario["client"] == "mcp1" else _langchain
+    return await runner(scenario)
+
+
+async def _in_order(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"outcomes": [await _run(scenario) for scenario in scenarios]}
+
+
 def main() -> None:
     scenario = json.loads(sys.stdin.read())
-    runner = _mcp1 if scenario["client"] == "mcp1" else _langchain
+    # {"runs": [...]}: several scenarios one after the other, in one interpreter (each
+    # is its own client, connections and all; only the import time is shared).
+    work = _in_order(scenario["runs"]) if "runs" in scenario else _run(scenario)
     try:
-        outcome = asyncio.run(runner(scenario))
+        outcome = asyncio.run(work)
     except Exception as exc:  # reported to the test, which decides whether it expected it
         print(json.dumps({"error": _failure(exc)}), flush=True)
         sys.exit(3)
