@@ -241,7 +241,11 @@ async def test_a_dead_shard_does_not_stop_the_others(
     try:
         sids = [await store.open("alice") for _ in range(12)]
         dead = topo.master_of(0)
-        alive = next(s for s in sids if topo.master_of(topo.keyslot(f"{{{s}}}")).port != dead.port)
+        alive = next(
+            s
+            for s in sids
+            if topo.master_of(topo.keyslot(f"{{{session_tag(s)}}}")).port != dead.port
+        )
         await store.memory(alive, "alice").set("k", 1)
         topo.replica_of(dead).kill()
         dead.kill()
