@@ -6,10 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.clients.conftest import ALICE, BOB, bearer, set_then_get
 from tests.clients.legacy_venv import drive, server_command
 from tests.server.e2e import RunningServer
 from tests.support.child_env import ALL_TOOLS, measured
+
+# The first test of a run may build the client's environment (a virtualenv or npm ci).
+pytestmark = pytest.mark.timeout(600)
 
 LATEST_1X_PROTOCOL = "2025-11-25"
 

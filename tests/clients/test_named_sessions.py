@@ -26,6 +26,9 @@ from tests.clients.legacy_venv import drive_each, server_command
 from tests.server.e2e import RunningServer, serve_in_thread
 from tests.support.child_env import ALL_TOOLS, measured
 
+# The first test of a run may build the client's environment (a virtualenv or npm ci).
+pytestmark = pytest.mark.timeout(600)
+
 NAME = "X-Memory-Session"
 GET = set_then_get()[1:]
 

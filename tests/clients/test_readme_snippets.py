@@ -36,6 +36,9 @@ from tests.clients.legacy_venv import drive_each
 from tests.server.e2e import ROOT, RunningServer, serve_in_thread
 from tests.support.redis_proc import RedisProcess
 
+# The first test of a run may build the client's environment (a virtualenv or npm ci).
+pytestmark = pytest.mark.timeout(600)
+
 SECTION = "## Keeping memory across connections"
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 README_REDIS = "redis://127.0.0.1:6379/0"

@@ -22,6 +22,9 @@ from tests.clients.conftest import ALICE
 from tests.server.e2e import ROOT, RunningServer
 from tests.support.child_env import ALL_TOOLS, measured
 
+# The first test of a run may build the client's environment (a virtualenv or npm ci).
+pytestmark = pytest.mark.timeout(600)
+
 HERE = Path(__file__).parent
 
 
