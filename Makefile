@@ -42,11 +42,11 @@ $(DEV): $(DEV_LOCK) $(RUNTIME)
 	$(BIN)/pip install --quiet -r $(DEV_LOCK)
 	touch $(DEV)
 
-# `make lock` after any change to the dependencies in pyproject.toml (every extra is
-# included): the runtime and dev sets for any platform, and the lowest versions the
-# ranges allow, on the oldest supported Python, for `make lowest`. uv keeps the pins
-# an existing lock has where they still fit (no surprise upgrades; `rm` a lock first to
-# upgrade it); the lowest lock is always compiled afresh.
+# `make lock` after any change to the dependencies in pyproject.toml: the runtime set
+# and the dev set (every extra) for any platform, and the lowest versions the ranges
+# allow (runtime and dev tools only), on the oldest supported Python, for `make lowest`.
+# uv keeps the pins an existing lock has where they still fit (no surprise upgrades;
+# `rm` a lock first to upgrade it); the lowest lock is always compiled afresh.
 lock: | $(BIN)/python
 	$(BIN)/pip install --quiet '$(UV_RANGE)'
 	rm -f $(LOWEST_LOCK)
@@ -55,7 +55,7 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile --quiet --universal --custom-compile-command 'make lock' \
 		--all-extras pyproject.toml -o $(DEV_LOCK)
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --resolution lowest-direct \
-		--custom-compile-command 'make lock' --all-extras pyproject.toml -o $(LOWEST_LOCK)
+		--custom-compile-command 'make lock' --extra dev pyproject.toml -o $(LOWEST_LOCK)
 
 # The lower bounds of every range, in a venv of their own kept between runs.
 $(LOWEST)/.installed: $(LOWEST_LOCK) pyproject.toml $(DEV)
