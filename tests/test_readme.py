@@ -7,7 +7,7 @@ run here, as a user would run it.
 * The stdio client configurations (Claude Desktop, Cursor, VS Code, ``claude mcp add``)
   are parsed, and the server command each configures is launched with its environment
   by the MCP SDK's stdio client, which calls tools on it.
-* The Inspector CLI snippet runs with the Inspector pinned in tests/ts_client.
+* The Inspector CLI snippet runs with the Inspector pinned in tests/clients/inspector.
 * The HTTP server snippet runs (on a free port instead of 8765), and each HTTP client
   configuration connects to it with its URL and bearer header.
 
@@ -41,7 +41,7 @@ from tests.support.child_env import COVERAGE_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TS_CLIENT = ROOT / "tests" / "ts_client"
+INSPECTOR = ROOT / "tests" / "clients" / "inspector"
 README = (ROOT / "README.md").read_text()
 WHEEL_PLACEHOLDER = "/path/to/mcp_working_memory-0.1.0-py3-none-any.whl"
 SNIPPET = re.compile(r"<!-- snippet: ([a-z0-9-]+) -->\n```(\w+)\n(.*?)\n```", re.S)
@@ -175,19 +175,19 @@ def inspector_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def inspector() -> Path:
-    """tests/ts_client with the pinned Inspector installed (npm ci on first use)."""
+    """tests/clients/inspector, where the Inspector is pinned (npm ci on first use)."""
     if shutil.which("npx") is None:
         if os.environ.get("WM_REQUIRE_NODE") == "1":
             pytest.fail("WM_REQUIRE_NODE=1 but npx is not installed")
         pytest.skip("the Inspector CLI needs node and npm")
-    if not (TS_CLIENT / "node_modules" / "@modelcontextprotocol" / "inspector").is_dir():
+    if not (INSPECTOR / "node_modules" / "@modelcontextprotocol" / "inspector").is_dir():
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=TS_CLIENT,
+            cwd=INSPECTOR,
             check=True,
             timeout=600,
         )
-    return TS_CLIENT
+    return INSPECTOR
 
 
 def run_inspector(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
