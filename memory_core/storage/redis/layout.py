@@ -12,7 +12,12 @@ key                            type    TTL
 ``<prefix>:{<sid>}:pad``       list    session lease (scratchpad entries)
 ``<prefix>:{<sid>}:cpm``       hash    checkpoint retention (id -> created|size|label)
 ``<prefix>:{<sid>}:cp:<id>``   string  checkpoint retention (snapshot JSON)
+``<prefix>:{<sid>}:meta:closed`` string  one lease after a deliberate close (tombstone)
+``<prefix>:{<sid>}:wb:<t>:*``  any     5 minutes (one staged write-back attempt)
 =============================  ======  ===========================================
+
+The tombstone tells a session closed on purpose (never put back from a mirror) from one
+whose keys Redis lost (restored from the mirror of a process that holds it).
 
 Session and checkpoint ids are validated (``memory_core.keys``) before they get
 here; user keys never become key names.
@@ -46,6 +51,10 @@ class KeyLayout:
 
     def checkpoint_base(self, session_id: str) -> str:
         return self.base(session_id) + "cp:"
+
+    def staging(self, session_id: str, token: str) -> str:
+        """Base of one staged write-back attempt's keys (``import_stage.lua``)."""
+        return f"{self.base(session_id)}wb:{token}:"
 
     def checkpoint(self, session_id: str, checkpoint_id: str) -> str:
         return self.checkpoint_base(session_id) + checkpoint_id
