@@ -371,9 +371,13 @@ async def test_teardown_removes_live_state_atomically(harness: Harness) -> None:
         await m.get("k")
     assert not await harness.store.close_session(m.session_id, "alice")
     left = await redis_keys(harness)
-    assert all(k.endswith(":cpm") or ":cp:" in k for k in left), left
+    # Checkpoints keep their retention; the tombstone (one lease) keeps a mirror from
+    # putting the closed session back.
+    assert all(k.endswith((":cpm", ":meta:closed")) or ":cp:" in k for k in left), left
     if harness.raw is not None:
         assert any(cp in k for k in left)
+        tombstone = next(k for k in left if k.endswith(":meta:closed"))
+        assert 0 < await harness.raw.pttl(tombstone) <= harness.store.config.lease_seconds * 1000
 
 
 async def test_every_redis_key_has_a_ttl_within_the_lease(harness: Harness) -> None:

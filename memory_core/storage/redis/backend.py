@@ -109,6 +109,9 @@ _CONFIG_REPLIES = {
     "invalid DB index": "the database number in the URL does not exist on this Redis",
     "unknown command": "a command this server needs is disabled or renamed on this Redis",
     "MISCONF": "Redis refuses writes because it cannot persist to disk (MISCONF)",
+    # A script calling a command the ACL denies (the error reply carries no NOPERM code).
+    "can't run this command": "the Redis user lacks a permission this server needs "
+    "(a command a script calls; see the README's ACL line)",
 }
 """Error replies that no retry fixes (substring -> cause)."""
 
