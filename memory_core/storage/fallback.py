@@ -19,11 +19,16 @@ How it works:
   mirror, without an error to the caller, and the sessions they change are marked
   dirty. No Redis call is made on the request path while the breaker is open.
 * **Recovery.** A background probe PINGs Redis with backoff. When it answers, every
-  dirty session is written back as a whole (one atomic script per session), every
+  dirty session is written back as a whole (``PrimaryBackend.restore_session``: in
+  bounded pieces, swapped in at once, never a session closed on purpose), every
   other mirrored session is written only if Redis lost it (restarted empty), sessions
   torn down during the outage are torn down in Redis, and only then the breaker
   closes. If two processes wrote the same session during an outage, the last one to
   write back wins for that session as a whole.
+* **Lost keys.** Redis answering "no such session" for a session the mirror holds live
+  is told apart from a deliberate close by the tombstone a close leaves for one lease
+  (``PrimaryBackend.closed_recently``): lost (FLUSHDB, eviction), it is put back at once
+  and the call runs again; closed, the mirror forgets it (``_put_back_lost``).
 * **Not an outage.** Only an outage trips the breaker. A store that refuses this server
   (``StorageMisconfiguredError``: credentials, permissions, database, protocol) fails
   the call with that error and marks health unhealthy until a call, the probe or a
