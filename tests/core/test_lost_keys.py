@@ -76,7 +76,7 @@ async def test_a_flushed_redis_gets_every_held_session_back(
         await ma.set_task_state(TaskState(task_id="t"))
         cp = await ma.create_checkpoint("before")
         await mb.set("y", 2)
-        await raw.execute_command(flush)
+        await raw.execute_command(flush)  # type: ignore[no-untyped-call]
         assert await raw.dbsize() == 0
         # Each held session comes back on its next call, whichever call it is.
         assert await ma.get("x") == 1

@@ -86,7 +86,7 @@ async def test_a_session_at_the_limits_is_written_back_through_a_stall(
                 await asyncio.sleep(0.005)
             else:
                 raise AssertionError("the write-back never started")
-            await raw.execute_command("DEBUG", "SLEEP", "1")
+            await raw.execute_command("DEBUG", "SLEEP", "1")  # type: ignore[no-untyped-call]
             for _ in range(1200):  # bounded: each attempt takes seconds at most
                 if (await store.health()).mode == "redis":
                     break

@@ -36,7 +36,7 @@ async def held_session_survives(client: Client, raw: aioredis.Redis, flush: str)
     await call(client, "memory_set", key="k", value={"n": 1}, ttl_seconds=600)
     await call(client, "scratchpad_append", content="note")
     session = (await call(client, "session_info"))["session"]
-    await raw.execute_command(flush)
+    await raw.execute_command(flush)  # type: ignore[no-untyped-call]
     with anyio.fail_after(10):
         got = await call(client, "memory_get", key="k")
         assert (got["found"], got["value"]) == (True, {"n": 1})
