@@ -119,3 +119,53 @@ async def test_a_session_at_the_limits_is_written_back_through_a_stall(
     finally:
         await raw.aclose()
         await store.close()
+
+
+async def test_a_write_back_refused_as_full_leaves_no_staging_behind(
+    redis_server: RedisProcess, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = StoreConfig(key_prefix=key_prefix)
+    primary = RedisBackend(config, redis_server.url, connect_timeout=0.2, command_timeout=0.5)
+    store = SessionStore(compose_breaker(config, primary, fallback=True))
+    await store.start()
+    raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        redis_server.kill()
+        sid = await store.open("p")
+        m = store.memory(sid, "p")
+        for i in range(20):
+            await m.set(f"k{i}", "v" * 60_000)
+        for _ in range(4):
+            await m.create_checkpoint()  # ~6 MiB in all
+        redis_server.start()
+        used = int((await raw.info("memory"))["used_memory"])
+        await raw.config_set("maxmemory", str(used + 3 * 1024 * 1024))  # about half fits
+        await raw.config_set("maxmemory-policy", "noeviction")
+
+        def refusals() -> int:
+            return sum("write-back refused" in r.getMessage() for r in caplog.records)
+
+        clean_after_refusal = 0
+        with caplog.at_level(logging.WARNING):
+            for _ in range(100):  # bounded: the probe retries about every second
+                refused_before = refusals()
+                staged = {k.split(":wb:")[1].split(":")[0] async for k in raw.scan_iter("*:wb:*")}
+                assert len(staged) <= 1, staged  # never an earlier attempt's staging
+                if refused_before and not staged:
+                    clean_after_refusal += 1  # a refused attempt's staging was freed
+                assert (await store.health()).mode == "fallback"
+                if refusals() >= 3 and clean_after_refusal:
+                    break
+                await asyncio.sleep(0.05)
+        assert refusals() >= 3 and clean_after_refusal
+        assert not await raw.exists(KeyLayout(key_prefix).meta(sid))  # none half-written
+        await raw.config_set("maxmemory", "0")
+        for _ in range(400):
+            if (await store.health()).mode == "redis":
+                break
+            await asyncio.sleep(0.05)
+        assert await raw.hlen(KeyLayout(key_prefix).session_keys(sid)[1]) == 20
+        assert [k async for k in raw.scan_iter("*:wb:*")] == []
+    finally:
+        await raw.aclose()
+        await store.close()

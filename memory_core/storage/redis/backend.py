@@ -555,8 +555,22 @@ class RedisBackend(PrimaryBackend):
         commit (``import_commit.lua``) that writes nothing if the session was closed on
         purpose (tombstone) or, with ``only_if_missing``, exists. Idempotent: a retry
         stages afresh, and Redis holds the whole session or none of it."""
+        stage = self.layout.staging(state.session_id, uuid.uuid4().hex[:16])
+        try:
+            return await self._stage_and_commit(state, stage, only_if_missing=only_if_missing)
+        except WorkingMemoryError:
+            # Full, or gone away: free what was staged now if Redis lets us (a full store
+            # would otherwise stay full with it), else its TTL does.
+            ids = [cp.checkpoint_id for cp in state.checkpoints]
+            names = [stage + part for part in ("meta", "vars", "exp", "pad")]
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await self.client.delete(*names, *(f"{stage}cp:{cid}" for cid in ids))
+            raise
+
+    async def _stage_and_commit(
+        self, state: SessionCopy, stage: str, *, only_if_missing: bool
+    ) -> bool:
         sid = state.session_id
-        stage = self.layout.staging(sid, uuid.uuid4().hex[:16])
         head = (stage, STAGING_TTL_MS)
         staged = 0
         variables = [
