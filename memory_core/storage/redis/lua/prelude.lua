@@ -105,15 +105,16 @@ end
 -- Count the session's bytes again from what is stored and record it in meta b. Redis can
 -- lose single keys of a session (eviction under a volatile-* policy, a key deleted by
 -- hand): b would go on counting bytes that are gone. O(size): only called where it
--- matters (usage with a key missing, a write about to be refused for size).
-local function recount()
+-- matters (usage with the variables missing, a write about to be refused for size).
+-- Records the count only when store is true (a read must not write: under OOM it is refused).
+local function recount(store)
   local bytes = 0
   local all = redis.call('HGETALL', VARS)
   for i = 1, #all do bytes = bytes + #all[i] end
   for _, e in ipairs(redis.call('LRANGE', PAD, 0, -1)) do bytes = bytes + #e end
   local t = redis.call('HGET', META, 't')
   if t then bytes = bytes + #t end
-  redis.call('HSET', META, 'b', bytes)
+  if store then redis.call('HSET', META, 'b', bytes) end
   return bytes
 end
 

@@ -17,7 +17,7 @@ else
   end
 end
 if new_bytes > tonumber(ARGV[6]) then
-  local counted = recount()  -- not bytes lost with an evicted key
+  local counted = recount(true)  -- not bytes lost with an evicted key
   new_bytes, bytes = new_bytes - bytes + counted, counted
 end
 if new_bytes > tonumber(ARGV[6]) then
