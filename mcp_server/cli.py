@@ -224,6 +224,7 @@ def serve_http(settings: Settings) -> None:
     """
     import uvicorn
 
+    from mcp_server.connections import uvicorn_options
     from mcp_server.http import create_app
 
     app = create_app(settings)
@@ -235,6 +236,7 @@ def serve_http(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
 

@@ -20,10 +20,12 @@ in this app's lifespan: the SDK's own lifespan runs once per SSE connection.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import anyio
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import (
     AuthenticatedUser,
@@ -32,6 +34,7 @@ from mcp.server.auth.middleware.bearer_auth import (
 )
 from mcp.server.sse import SseServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import INVALID_REQUEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -43,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_server import wire
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.errors import ConfigurationError
+from mcp_server.http_batches import answer_batch, takes_batches
 from mcp_server.runtime import Runtime
 from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
@@ -127,14 +131,19 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
     ]
     routes += [
         Route(
-            MCP_PATH, endpoint=CheckedBodies(r.endpoint, settings.max_body_bytes, auth=bool(tokens))
+            MCP_PATH,
+            endpoint=CheckedBodies(
+                r.endpoint,
+                settings.max_body_bytes,
+                auth=bool(tokens),
+                timeout=settings.http_request_timeout,
+                batches=True,
+            ),
         )
         for r in streamable.routes
         if isinstance(r, Route) and r.path == MCP_PATH
     ]
-    routes += _sse_routes(
-        server, security, settings.max_body_bytes, messages_path(settings), auth=bool(tokens)
-    )
+    routes += _sse_routes(server, security, settings, messages_path(settings), auth=bool(tokens))
 
     middleware: list[Middleware] = []
     if tokens:
@@ -171,7 +180,7 @@ def messages_path(settings: Settings) -> str:
 def _sse_routes(
     server: WorkingMemoryServer,
     security: TransportSecuritySettings,
-    max_body_bytes: int,
+    settings: Settings,
     path: str,
     *,
     auth: bool,
@@ -179,6 +188,7 @@ def _sse_routes(
     """``GET /sse`` and ``POST /messages/``, as ``MCPServer.sse_app`` builds them but
     as plain ASGI apps: the SDK's unauthenticated SSE endpoint sends a second response
     when a stream is cut at shutdown, which uvicorn logs as an application error."""
+    max_body_bytes = settings.max_body_bytes
     transport = SseServerTransport(
         path, security_settings=security, max_request_body_size=max_body_bytes
     )
@@ -195,7 +205,12 @@ def _sse_routes(
         Route(SSE_PATH, endpoint=guard(stream), methods=["GET"]),
         Mount(
             path,
-            app=CheckedBodies(guard(transport.handle_post_message), max_body_bytes, auth=auth),
+            app=CheckedBodies(
+                guard(transport.handle_post_message),
+                max_body_bytes,
+                auth=auth,
+                timeout=settings.http_request_timeout,
+            ),
         ),
     ]
 
@@ -204,14 +219,26 @@ class CheckedBodies:
     """Answers a POST body the SDK cannot take with ``wire``'s JSON-RPC error (400).
 
     Runs after authentication: a request without a valid token reaches the SDK's own
-    401 unread. A body over ``max_bytes`` is passed on for the SDK's 413. Batches are
-    refused in every protocol version over HTTP.
+    401 unread. A body over ``max_bytes`` is passed on for the SDK's 413. With
+    ``batches`` (streamable HTTP), a batch on a 2025-03-26 session is answered by
+    ``http_batches``; every other batch is refused. A body that does not arrive within
+    ``timeout`` seconds is answered 408 (``read_body``).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, *, auth: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        auth: bool,
+        timeout: float = 10.0,
+        batches: bool = False,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.auth = auth
+        self.timeout = timeout
+        self.batches = batches
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -222,20 +249,19 @@ class CheckedBodies:
             await self.app(scope, receive, send)
             return
         read: list[Message] = []
-        size = 0
         complete = False
-        while size <= self.max_bytes:
-            message = await receive()
-            read.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                complete = size <= self.max_bytes
-                break
+        with anyio.move_on_after(self.timeout) as late:
+            complete = await self.read_body(receive, read)
+        if late.cancelled_caught:
+            log.warning("refused a body: not complete within %.0f s, answered 408", self.timeout)
+            await send_refusal(scope, receive, send, 408, SLOW_BODY)
+            return
         if complete:
             body = b"".join(m.get("body", b"") for m in read)
             outcome = wire.check(body)
+            if isinstance(outcome, wire.Batch) and self.batches and takes_batches(scope):
+                await answer_batch(self.app, scope, send, outcome)
+                return
             if not isinstance(outcome, wire.Message):
                 refusal = (
                     outcome
@@ -257,6 +283,33 @@ class CheckedBodies:
             return read.pop(0) if read else await receive()
 
         await self.app(scope, replay, send)
+
+    async def read_body(self, receive: Receive, read: list[Message]) -> bool:
+        """Read the body into ``read`` up to ``max_bytes``; True when it is complete
+        within the limit (False: the client left, or the body is too large)."""
+        size = 0
+        while size <= self.max_bytes:
+            message = await receive()
+            read.append(message)
+            if message["type"] != "http.request":
+                return False
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return size <= self.max_bytes
+        return False
+
+
+SLOW_BODY = "the request body did not arrive in time; send it whole and retry"
+
+
+async def send_refusal(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
+    """A JSON-RPC error (id null) with HTTP ``status``, for a request refused before
+    the SDK read it."""
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}},
+        separators=(",", ":"),
+    )
+    await Response(body, status, media_type="application/json")(scope, receive, send)
 
 
 def _version_header(scope: Scope) -> str | None:

@@ -17,7 +17,7 @@ from mcp_types import Resource as MCPResource
 from pydantic import BaseModel, Field
 
 from mcp_server.errors import resource_error
-from mcp_server.paging import encode_cursor, json_size, take
+from mcp_server.paging import encode_cursor, take
 from mcp_server.runtime import Runtime
 from mcp_server.tools.results import CheckpointSummary, SessionUsage
 from mcp_server.uris import CURRENT, CURRENT_SESSION_URI, HEALTH_URI, SESSION_TEMPLATE
@@ -140,17 +140,10 @@ def register_resources(server: MCPServer[Any], rt: Runtime) -> None:
 async def _state(rt: Runtime, ctx: Context, handle: str | None) -> SessionState:
     s = await rt.session(ctx, handle)
     wm, pages = s.memory, rt.pages
-    entries = await wm.get_entries()
-    variables = take(
-        list(entries.items()),
-        pages.default,
-        pages.max_bytes,
-        lambda kv: len(kv[0]) + json_size(kv[1].value),
-    )
+    variables, more_vars = await wm.get_page("*", None, pages.default, pages.max_bytes)
     scratchpad, scratchpad_total = await wm.get_scratchpad_page(0, pages.default)
     scratchpad = take(scratchpad, pages.default, pages.max_bytes, lambda e: len(e.encode()))
     usage = await wm.usage()
-    more_vars = len(variables) < len(entries)
     return SessionState(
         session=wm.session_id,
         binding=s.binding,
@@ -159,11 +152,11 @@ async def _state(rt: Runtime, ctx: Context, handle: str | None) -> SessionState:
                 value=e.value,
                 ttl_seconds_remaining=None if e.ttl_ms is None else e.ttl_ms / 1000,
             )
-            for k, e in variables
+            for k, e in variables.items()
         },
-        variables_total=len(entries),
+        variables_total=usage.keys,
         variables_next_cursor=(
-            encode_cursor("values", p="*", a=variables[-1][0]) if more_vars else None
+            encode_cursor("values", p="*", a=list(variables)[-1]) if more_vars else None
         ),
         task_state=await wm.get_task_state(),
         scratchpad=scratchpad,

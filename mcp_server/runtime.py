@@ -13,6 +13,8 @@ it on entry and closes it on exit.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import anyio
@@ -33,9 +35,14 @@ from memory_core import (
     backend_from_url,
 )
 
+log = logging.getLogger("mcp_server.runtime")
+
 EVENTS_CHANNEL_SUFFIX = ":events"
 STDIO_TEARDOWN_SECONDS = 1.5
 """The SDK's stdio client closes stdin, waits 2 s, then kills the server."""
+HTTP_TEARDOWN_SECONDS = 5.0
+"""After uvicorn's graceful shutdown: closing the sessions bound to connections, the bus
+and the store. Together with ``cli.GRACEFUL_SHUTDOWN_SECONDS`` the bound on SIGTERM."""
 
 
 class Runtime:
@@ -65,7 +72,7 @@ class Runtime:
             on_ended=self.events.session_ended,
         )
         self.pages = PageSize(settings.page_size, settings.max_page_size, settings.max_page_bytes)
-        self.teardown_seconds: float | None = STDIO_TEARDOWN_SECONDS if stdio else None
+        self.teardown_seconds = STDIO_TEARDOWN_SECONDS if stdio else HTTP_TEARDOWN_SECONDS
         self._started = False
         self._closed = False
 
@@ -109,10 +116,20 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
-        with anyio.move_on_after(self.teardown_seconds, shield=True):
-            await self.binder.close_all(reason)
-            await self.events.close()
-            await self.store.close()
+        # Each step gets its own share of the bound, so sessions that take long to close
+        # cannot leave the bus's tasks or the store's connections running: a task left
+        # behind would keep the event loop (and the process) from ending.
+        steps: tuple[tuple[str, float, Callable[[], Awaitable[object]]], ...] = (
+            ("closing sessions", 0.6, lambda: self.binder.close_all(reason)),
+            ("stopping the subscription bus", 0.2, self.events.close),
+            ("closing the store", 0.2, self.store.close),
+        )
+        for what, share, step in steps:
+            seconds = self.teardown_seconds * share
+            with anyio.move_on_after(seconds, shield=True) as scope:
+                await step()
+            if scope.cancelled_caught:
+                log.warning("shutdown: %s took over %.1f s; cut short", what, seconds)
 
     # per request ----------------------------------------------------------------------
     async def session(self, ctx: Context, handle: str | None) -> Resolved:

@@ -119,6 +119,22 @@ class Settings(BaseSettings):
         _limit("max_checkpoints"), ge=1, description="checkpoints kept per session"
     )
     max_sessions: int = Field(_limit("max_sessions"), ge=1, description="open sessions/process")
+    max_sessions_per_principal: int = Field(
+        _limit("max_sessions_per_principal"),
+        ge=1,
+        description="open sessions one principal (bearer token identity) may hold per process",
+    )
+    max_retained_bytes_per_principal: int = Field(
+        _limit("max_retained_bytes_per_principal"),
+        ge=1024,
+        description="checkpoint bytes one principal may hold per process (open and closed "
+        "sessions alike, until each expires); past it checkpoint_create is refused",
+    )
+    max_retained_bytes: int = Field(
+        _limit("max_retained_bytes"),
+        ge=1024,
+        description="checkpoint bytes held per process, every principal together",
+    )
     max_key_length: int = Field(
         _limit("max_key_length"), ge=1, le=4096, description="characters per key"
     )
@@ -155,7 +171,12 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origin header values accepted (scheme://host:port)"
     )
-    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest HTTP request body")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest request: an HTTP body, or a stdio line (a longer line is "
+        "skipped and answered with an error)",
+    )
     replica_id: str = Field(
         "",
         pattern=r"^[A-Za-z0-9_-]{0,64}$",
@@ -165,6 +186,18 @@ class Settings(BaseSettings):
     )
     http_idle_timeout: float = Field(
         1800.0, gt=0, description="seconds before an idle streamable HTTP session is closed"
+    )
+    http_request_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a client has to send a request's line and headers, and again "
+        "its body; a connection that takes longer is closed (headers) or answered 408 (body)",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="HTTP connections (and requests in progress) per process; past it a "
+        "request is answered 503",
     )
 
     # tools ------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ after the teardown the process exits directly instead of waiting for that thread
 
 Every line gets an answer: the SDK drops a line it cannot parse silently, so lines are
 read here as bytes and checked (``mcp_server.wire``) before the SDK parses them; a
-refused line is answered with a JSON-RPC error and logged once. Batches are split into
-their messages for a 2025-03-26 connection (the one version that requires them, each
-answer on its own line) and refused on every other.
+refused line is answered with a JSON-RPC error and logged once. A line over
+``WM_MAX_BODY_BYTES`` is skipped as it is read (never held whole) and refused the same
+way. Batches are split into their messages for a 2025-03-26 connection (the one version
+that requires them, each answer on its own line) and refused on every other.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
@@ -50,7 +52,7 @@ async def serve_stdio(settings: Settings) -> None:
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(_exit_on_signal, runtime)
-            await run_lines(server)
+            await run_lines(server, settings.max_body_bytes)
             tg.cancel_scope.cancel()
         await runtime.close("end of input")
 
@@ -65,11 +67,12 @@ async def _exit_on_signal(runtime: Runtime) -> None:
             os._exit(0)
 
 
-async def run_lines(server: MCPServer[Any]) -> None:
-    """``MCPServer.run_stdio_async``, with every line checked before the SDK parses it."""
+async def run_lines(server: MCPServer[Any], max_line_bytes: int) -> None:
+    """``MCPServer.run_stdio_async``, with every line checked before the SDK parses it
+    and no line over ``max_line_bytes`` held in memory."""
     low = lowlevel_server(server)
     with claimed_stdin() as stdin:
-        lines = CheckedLines(anyio.wrap_file(stdin))
+        lines = CheckedLines(bounded_lines(anyio.wrap_file(stdin), max_line_bytes), max_line_bytes)
         # stdio_server only iterates its stdin and hands each line to pydantic's
         # validate_json, which takes bytes as well as text.
         async with stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write):
@@ -77,11 +80,52 @@ async def run_lines(server: MCPServer[Any]) -> None:
             await low.run(read, write, low.create_initialization_options())
 
 
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line over the bound, skipped as it was read: only its size is kept."""
+
+    size: int
+
+
+async def bounded_lines(
+    source: anyio.AsyncFile[bytes], max_bytes: int, chunk: int = 64 * 1024
+) -> AsyncIterator[bytes | LongLine]:
+    """The lines of ``source`` (with their newline), holding at most ``max_bytes`` of
+    one line in memory: a longer line is read to its end and dropped (``LongLine``)."""
+    line = bytearray()
+    skipped = 0  # > 0 while skipping a line over the bound
+    while True:
+        data = await source.read1(chunk)
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            stop = len(data) if end < 0 else end + 1
+            if skipped:
+                skipped += stop - start
+            else:
+                line += data[start:stop]
+                if len(line) > max_bytes + 1:  # + 1: the newline is not the message
+                    skipped, line = len(line), bytearray()
+            start = stop
+            if end >= 0:
+                yield LongLine(skipped - 1) if skipped else bytes(line)
+                skipped, line = 0, bytearray()
+        if not data:
+            if skipped or line:
+                yield LongLine(skipped) if skipped else bytes(line)
+            return
+
+
 class CheckedLines:
     """The lines of the wire that the SDK may parse; the others are answered here."""
 
-    def __init__(self, source: AsyncIterator[bytes] | anyio.AsyncFile[bytes]) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[bytes | LongLine] | AsyncIterator[bytes] | anyio.AsyncFile[bytes],
+        max_bytes: int | None = None,
+    ) -> None:
         self._source = source
+        self._max_bytes = max_bytes
         self._write: Any = None
         self._ready = anyio.Event()
         self.version: str | None = None
@@ -93,6 +137,9 @@ class CheckedLines:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for line in self._source:
+            if isinstance(line, LongLine):
+                await self._refuse(wire.too_long(line.size, self._max_bytes or 0), line.size)
+                continue
             outcome = wire.check(line)
             if isinstance(outcome, wire.Message):
                 self._note_version(outcome.value)

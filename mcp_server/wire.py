@@ -119,6 +119,17 @@ def empty_batch() -> Refusal:
     )
 
 
+def too_long(size: int, maximum: int) -> Refusal:
+    """A stdio line longer than ``maximum`` bytes: skipped unread, never parsed."""
+    return Refusal(
+        INVALID_REQUEST,
+        f"Invalid request: the message is {size} bytes, over the limit of {maximum}; "
+        "send a smaller message (split large values across several keys)",
+        None,
+        "too long",
+    )
+
+
 def accepts_batches(version: str | None) -> bool:
     return version == BATCH_VERSION
 

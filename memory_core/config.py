@@ -19,6 +19,18 @@ class Limits(BaseModel):
     max_scratchpad_entry_bytes: int = Field(16 * 1024, ge=16)
     max_checkpoints: int = Field(32, ge=1, description="the oldest is dropped past this")
     max_sessions: int = Field(10_000, ge=1, description="open sessions per process")
+    max_sessions_per_principal: int = Field(
+        1000, ge=1, description="open sessions per principal (identity) in one process"
+    )
+    max_retained_bytes_per_principal: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="checkpoint bytes one principal may hold (open and closed sessions "
+        "alike, until they expire)",
+    )
+    max_retained_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024, description="checkpoint bytes held per process"
+    )
     max_key_length: int = Field(256, ge=1, le=4096)
     max_ttl_seconds: int = Field(366 * 24 * 3600, ge=1, description="largest per-key TTL")
     max_task_state_bytes: int = Field(64 * 1024, ge=256)

@@ -8,6 +8,8 @@ advice for its own tools (``mcp_server.errors.TOOL_WORDING``).
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class WorkingMemoryError(Exception):
     """Root of every error memory_core raises on purpose."""
@@ -40,12 +42,25 @@ class InvalidArgumentError(WorkingMemoryError):
     code = "INVALID_ARGUMENT"
 
 
+LimitScope = Literal["session", "principal", "process"]
+SCOPE_HOLDER: dict[str, str] = {
+    "session": "this session",
+    "principal": "your identity",
+    "process": "this server (all clients together)",
+}
+"""Who a limit's usage is counted for, in the words of the error message."""
+
 # What a model can do about each limit, in one place for every backend.
 LIMIT_HINTS = {
     "max_keys": "delete keys you no longer need or clear the memory",
     "max_session_bytes": "delete keys or scratchpad content you no longer need",
     "max_scratchpad_entries": "summarize what you need into a variable; the scratchpad is full",
     "max_sessions": "close sessions you no longer need and retry",
+    "max_sessions_per_principal": "close sessions you no longer need and retry",
+    "max_retained_bytes_per_principal": (
+        "delete checkpoints you no longer need, or wait until older ones expire"
+    ),
+    "max_retained_bytes": "delete checkpoints you no longer need, or retry later",
     "max_value_bytes": "store a smaller value or split it across several keys",
     "max_scratchpad_entry_bytes": "write a shorter entry or split it into several",
     "max_task_state_bytes": "keep the description and metadata shorter",
@@ -53,16 +68,33 @@ LIMIT_HINTS = {
 
 
 class LimitExceededError(WorkingMemoryError):
-    """A configured limit would be exceeded; nothing was changed."""
+    """A configured limit would be exceeded; nothing was changed.
+
+    The message names the limit, its scope (``session``: this session's data;
+    ``principal``: everything the caller's identity holds in this process; ``process``:
+    the whole server process, every caller), the value and the usage.
+    """
 
     code = "LIMIT_EXCEEDED"
 
-    def __init__(self, limit: str, maximum: int, current: int, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        limit: str,
+        maximum: int,
+        current: int,
+        hint: str | None = None,
+        *,
+        scope: LimitScope = "session",
+    ) -> None:
         hint = hint if hint is not None else LIMIT_HINTS.get(limit, "")
-        super().__init__(f"limit {limit} is {maximum} and this session is at {current}; {hint}")
+        holder = SCOPE_HOLDER[scope]
+        super().__init__(
+            f"limit {limit} is {maximum} per {scope} and {holder} is at {current}; {hint}"
+        )
         self.limit = limit
         self.maximum = maximum
         self.current = current
+        self.scope = scope
 
 
 class ValueTooLargeError(LimitExceededError):

@@ -9,7 +9,8 @@ from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError, LimitExceededError
 from memory_core.keys import new_session_id, validate_session_id
-from memory_core.models import Health, Usage, ms_to_datetime
+from memory_core.models import CreatedCheckpoint, Health, Usage, ms_to_datetime
+from memory_core.retained import RetainedBytes
 from memory_core.storage.base import Backend, SessionRef
 from memory_core.working_memory import WorkingMemory
 
@@ -34,6 +35,7 @@ class SessionStore:
         self.clock = clock or backend.clock
         # sessions this process opened -> (principal, lease ms, last use ms)
         self._owned: dict[str, tuple[str, int, int]] = {}
+        self.retained = RetainedBytes(self.config.checkpoint_retention_seconds * 1000)
 
     async def start(self) -> None:
         await self.backend.start()
@@ -64,6 +66,63 @@ class SessionStore:
             del self._owned[sid]
         return len(self._owned)
 
+    def open_count_of(self, principal: str) -> int:
+        """Sessions ``principal`` holds in this process whose lease has not run out."""
+        self.open_count()
+        return sum(1 for owner, _, _ in self._owned.values() if owner == principal)
+
+    def _check_room(self, principal: str) -> None:
+        """Refuse a new session past the principal's share or the process limit.
+
+        The principal's share comes first, so one identity that fills its share gets
+        its own error and leaves room for every other identity. Every session in
+        ``_owned`` counts, however it was opened (handle, connection, process).
+        """
+        limits = self.config.limits
+        if len(self._owned) >= limits.max_sessions_per_principal:
+            held = self.open_count_of(principal)
+            if held >= limits.max_sessions_per_principal:
+                raise LimitExceededError(
+                    "max_sessions_per_principal",
+                    limits.max_sessions_per_principal,
+                    held,
+                    scope="principal",
+                )
+        if len(self._owned) >= limits.max_sessions and self.open_count() >= limits.max_sessions:
+            raise LimitExceededError(
+                "max_sessions", limits.max_sessions, len(self._owned), scope="process"
+            )
+
+    # checkpoints ---------------------------------------------------------------------
+    def check_checkpoint_room(self, principal: str) -> None:
+        """Refuse a new checkpoint while ``principal``'s checkpoint bytes or the
+        process's are at their limit (see ``memory_core.retained``).
+
+        Raises:
+            LimitExceededError: scope ``principal`` or ``process``.
+        """
+        limits = self.config.limits
+        held, total = self.retained.usage(principal, self.clock.now_ms())
+        if held >= limits.max_retained_bytes_per_principal:
+            raise LimitExceededError(
+                "max_retained_bytes_per_principal",
+                limits.max_retained_bytes_per_principal,
+                held,
+                scope="principal",
+            )
+        if total >= limits.max_retained_bytes:
+            raise LimitExceededError(
+                "max_retained_bytes", limits.max_retained_bytes, total, scope="process"
+            )
+
+    def checkpoint_created(self, principal: str, created: CreatedCheckpoint) -> None:
+        for checkpoint_id in created.evicted:
+            self.retained.forget(checkpoint_id)
+        self.retained.add(principal, created.checkpoint_id, created.size, self.clock.now_ms())
+
+    def checkpoint_deleted(self, checkpoint_id: str) -> None:
+        self.retained.forget(checkpoint_id)
+
     async def open(
         self,
         principal: str = LOCAL_PRINCIPAL,
@@ -73,12 +132,12 @@ class SessionStore:
         """Open a new empty session and return its id.
 
         Raises:
-            LimitExceededError: this process already holds ``max_sessions`` sessions.
+            LimitExceededError: ``principal`` already holds ``max_sessions_per_principal``
+                sessions in this process (scope ``principal``), or the process holds
+                ``max_sessions`` (scope ``process``).
         """
         lease = self.lease_ms(lease_seconds)
-        limit = self.config.limits.max_sessions
-        if len(self._owned) >= limit and self.open_count() >= limit:
-            raise LimitExceededError("max_sessions", limit, len(self._owned))
+        self._check_room(principal)
         sid = session_id or new_session_id()
         await self.backend.open_session(SessionRef(sid, principal), lease)
         self._owned[sid] = (principal, lease, self.clock.now_ms())

@@ -106,6 +106,43 @@ class WorkingMemory:
             if glob_match(pattern, k)
         }
 
+    async def get_page(
+        self, pattern: str, after: str | None, limit: int, max_bytes: int
+    ) -> tuple[dict[str, Entry], bool]:
+        """One page of live variables matching ``pattern``, sorted by key, starting after
+        ``after``; and whether more follow.
+
+        A page holds at most ``limit`` entries and stops before the entry that would take
+        its stored size (key and value bytes) past ``max_bytes`` (it always holds one).
+        Cost: the session's key names (bounded by ``max_keys``) plus the values of this page
+        only; values are read and decoded for the page alone, never for the whole session.
+        A key deleted or expired between the two reads is skipped; a key written meanwhile
+        appears on a later page if it sorts after ``after``.
+        """
+        validate_pattern(pattern)
+        keys = [
+            k
+            for k in await self._backend.keys(self.ref)
+            if (after is None or k > after) and glob_match(pattern, k)
+        ]
+        page: dict[str, Entry] = {}
+        total = 0
+        start = 0
+        # every round reads at least one key further, so this ends within len(keys) rounds
+        while start < len(keys) and len(page) < limit:
+            chunk = keys[start : start + limit - len(page)]
+            got = await self._backend.values_of(self.ref, chunk, max(max_bytes - total, 0))
+            for key, raw, ttl in got:
+                total += len(key.encode("utf-8")) + len(raw.encode("utf-8"))
+                if page and total > max_bytes:
+                    return page, True
+                page[key] = Entry(value=codec.decode(raw), ttl_ms=ttl)
+            if total > max_bytes:
+                break  # one entry larger than the whole budget: it comes alone
+            start += len(chunk)
+        last = next(reversed(page), None)
+        return page, last is not None and keys[-1] > last
+
     async def clear(self) -> int:
         """Delete every variable (task state and scratchpad stay); return how many."""
         return await self._backend.clear(self.ref)
@@ -163,10 +200,13 @@ class WorkingMemory:
                     f"label must be at most {MAX_LABEL_LENGTH} printable characters"
                 )
             label = label or None
+        self._store.check_checkpoint_room(self.ref.principal)
         info, evicted = await self._backend.create_checkpoint(
             self.ref, new_checkpoint_id(self.session_id), label
         )
-        return CreatedCheckpoint(**info.model_dump(), evicted=evicted)
+        created = CreatedCheckpoint(**info.model_dump(), evicted=evicted)
+        self._store.checkpoint_created(self.ref.principal, created)
+        return created
 
     async def restore_checkpoint(self, checkpoint_id: str) -> None:
         """Atomically replace this session's live state with the checkpoint."""
@@ -177,7 +217,10 @@ class WorkingMemory:
         return await self._backend.list_checkpoints(self.ref)
 
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
-        return await self._backend.delete_checkpoint(self.ref, checkpoint_id)
+        deleted = await self._backend.delete_checkpoint(self.ref, checkpoint_id)
+        if deleted:
+            self._store.checkpoint_deleted(checkpoint_id)
+        return deleted
 
     # session -----------------------------------------------------------------------
     async def usage(self) -> Usage:

@@ -67,6 +67,7 @@ PUBLISH_DELAY = 0.002  # seconds between the first queued event and its publish
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 2.0
 WARN_EVERY = 10.0  # seconds between repeated warnings about dropped events
+STOP_SECONDS = 1.0  # close(): how long the tasks get to end after their cancel
 
 
 class _Resubscribe(Exception):
@@ -188,9 +189,7 @@ class RedisSubscriptionBus:
                 async with asyncio.timeout(flush_timeout):
                     await self._drained.wait()
         publisher.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._stop(self._tasks)
         self._tasks = []
         if self._pending:
             self.dropped += len(self._pending)
@@ -202,6 +201,28 @@ class RedisSubscriptionBus:
         if self._connected is not None:
             self._connected.clear()
         log.info("subscription bus stopped")
+
+    async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait (bounded) for cancelled tasks to end. A task can swallow one cancel (a
+        cancel landing as its own ``asyncio.timeout`` expires becomes TimeoutError on
+        Python 3.11, which the loops treat as a failed publish or a lost connection),
+        so each is cancelled again until it ends, and given up after ``STOP_SECONDS``
+        (``_running`` is already false, so a survivor exits at its next loop)."""
+        deadline = time.monotonic() + STOP_SECONDS
+        while True:
+            alive = [task for task in tasks if not task.done()]
+            if not alive:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("subscription bus tasks did not stop: %d left behind", len(alive))
+                return
+            await asyncio.wait(alive, timeout=min(left, 0.1))
+            for task in alive:
+                task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
 
     # publishing ---------------------------------------------------------------------------
     def _enqueue(self, line: str) -> None:
@@ -241,7 +262,7 @@ class RedisSubscriptionBus:
 
     async def _publisher(self) -> None:
         assert self._wake is not None and self._link is not None
-        while True:
+        while self._running or self._pending:
             await self._wake.wait()
             # Let the request that published finish its reply first (the publish then
             # costs it nothing), and gather what else arrives meanwhile into one message.
@@ -274,7 +295,7 @@ class RedisSubscriptionBus:
         link = self._link
         backoff = MIN_BACKOFF
         failures = 0
-        while True:
+        while self._running:
             conn: AbstractConnection | None = None
             try:
                 conn = await link.subscriber(self.channel, refresh=failures > 0)

@@ -12,17 +12,16 @@ Both go through the bus. With several replicas it is a ``RedisSubscriptionBus``
 (``events.redis_bus``): a write on replica B reaches listen streams on replica A, and the
 bus hands events from other replicas to ``SessionEvents``, which notifies its own
 ``resources/subscribe`` connections (in background tasks: bus listeners are
-synchronous). Events of this process's own writes are delivered to local subscribers
-before the tool returns, as with the in-process bus. Notifications are best effort.
+synchronous). Notifications are best effort and never make a writer wait: each is
+queued on the subscriber connection's outbox (``events.outbox``: coalesced, bounded, a
+subscriber that stops reading is dropped) and sent by that connection's own task.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 
-import anyio
 from mcp.server.subscriptions import (
     ResourceUpdated,
     ServerEvent,
@@ -31,15 +30,13 @@ from mcp.server.subscriptions import (
 
 from mcp_server.events.listeners import BusStats, ManagedBus, RemoteEvents
 from mcp_server.events.local import InProcessBus
+from mcp_server.events.outbox import Outboxes
 from mcp_server.sdk import Connection, on_close
 from mcp_server.uris import SESSION_PREFIX, session_uri
 
 log = logging.getLogger("mcp_server.subscriptions")
 
 _CLEANUP_KEY = "mcp_working_memory.subscriptions"
-MAX_REMOTE_SENDS = 1024
-"""Notifications for other replicas' writes in flight at once; more are dropped."""
-REMOTE_SEND_SECONDS = 5.0
 
 
 @dataclass
@@ -49,9 +46,10 @@ class SessionEvents:
     bus: SubscriptionBus
     # session id -> {(connection, subscribed uri)}
     _legacy: dict[str, set[tuple[Connection, str]]] = field(default_factory=dict)
-    _sends: set[asyncio.Task[None]] = field(default_factory=set)
+    outboxes: Outboxes = field(init=False)
 
     def __post_init__(self) -> None:
+        self.outboxes = Outboxes(self.drop_connection)
         if isinstance(self.bus, RemoteEvents):
             self.bus.subscribe_remote(self._on_remote)  # for the bus's lifetime
 
@@ -62,9 +60,8 @@ class SessionEvents:
             await self.bus.start()
 
     async def close(self) -> None:
-        """Flush and stop the bus; cancel notifications still being sent. Never raises."""
-        for task in list(self._sends):
-            task.cancel()
+        """Flush and stop the bus; drop notifications still queued. Never raises."""
+        await self.outboxes.close()
         if isinstance(self.bus, ManagedBus):
             try:
                 await self.bus.close()
@@ -93,7 +90,13 @@ class SessionEvents:
             if not subscribers:
                 del self._legacy[session_id]
 
+    def subscriber_count(self) -> int:
+        """(connection, URI) subscriptions of this process, over every session."""
+        return sum(len(subscribers) for subscribers in self._legacy.values())
+
     def drop_connection(self, connection: Connection) -> None:
+        """Forget a connection's subscriptions (it closed, or stopped reading)."""
+        self.outboxes.forget(connection)
         for session_id, subscribers in list(self._legacy.items()):
             for entry in [e for e in subscribers if e[0] is connection]:
                 subscribers.discard(entry)
@@ -106,8 +109,7 @@ class SessionEvents:
         subscribers = self._legacy.get(session_id)
         if subscribers:
             for connection, uri in list(subscribers):
-                # Connection.notify is best-effort: a gone peer is dropped, not raised.
-                await connection.send_resource_updated(uri)
+                self.outboxes.post(connection, uri)
         try:
             await self.bus.publish(ResourceUpdated(uri=session_uri(session_id)))
         except Exception:
@@ -126,18 +128,5 @@ class SessionEvents:
         subscribers = self._legacy.get(event.uri.removeprefix(SESSION_PREFIX))
         if not subscribers:
             return
-        loop = asyncio.get_running_loop()
         for connection, uri in list(subscribers):
-            if len(self._sends) >= MAX_REMOTE_SENDS:
-                continue  # best effort: past the cap, this notification is dropped
-            task = loop.create_task(self._send(connection, uri))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
-
-    @staticmethod
-    async def _send(connection: Connection, uri: str) -> None:
-        with anyio.move_on_after(REMOTE_SEND_SECONDS):
-            try:
-                await connection.send_resource_updated(uri)
-            except Exception:  # best effort, like Connection.notify itself
-                log.debug("resource update for another replica's write not sent", exc_info=True)
+            self.outboxes.post(connection, uri)

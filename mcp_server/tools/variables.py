@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import Context
 
-from mcp_server.paging import cursor_after, encode_cursor, json_size, take
+from mcp_server.paging import cursor_after, encode_cursor, take
 from mcp_server.runtime import Runtime, runtime_of
 from mcp_server.tools.arguments import Cursor, Default, Key, Limit, Pattern, SessionArg, Ttl, Value
 from mcp_server.tools.factory import ToolSpec
@@ -89,13 +89,10 @@ async def memory_get_all(
     count = rt.pages.limit(limit)
     after = _after(rt, cursor, "values", pattern)
     s = await rt.session(ctx, session)
-    entries = await s.memory.get_entries(pattern)
-    items = [(k, e.value) for k, e in entries.items() if after is None or k > after]
-    page = take(items, count, rt.pages.max_bytes, lambda kv: len(kv[0]) + json_size(kv[1]))
-    more = len(page) < len(items)
-    keys = [k for k, _ in page]
+    entries, more = await s.memory.get_page(pattern, after, count, rt.pages.max_bytes)
+    values = {k: e.value for k, e in entries.items()}
     return ValuesPage(
-        values=dict(page), next_cursor=_next("values", pattern, keys) if more else None
+        values=values, next_cursor=_next("values", pattern, list(values)) if more else None
     )
 
 

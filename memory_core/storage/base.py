@@ -148,6 +148,15 @@ class Backend(ABC):
     async def items(self, ref: SessionRef) -> dict[str, tuple[str, int | None]]: ...
 
     @abstractmethod
+    async def values_of(
+        self, ref: SessionRef, keys: list[str], max_bytes: int
+    ) -> list[tuple[str, str, int | None]]:
+        """One page of variables: ``(key, value, remaining ttl ms or None)`` for the live
+        ones among ``keys``, in the order given (absent or expired keys are skipped).
+        Stops after the first entry that takes the running total of key and value bytes
+        past ``max_bytes``, so a page costs what it returns, not the whole session."""
+
+    @abstractmethod
     async def clear(self, ref: SessionRef) -> int:
         """Delete every variable; return how many live ones there were."""
 

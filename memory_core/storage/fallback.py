@@ -456,6 +456,11 @@ class CircuitBreakerBackend(Backend):
     async def items(self, ref: SessionRef) -> dict[str, tuple[str, int | None]]:
         return await self._route(Op.READ, ref, lambda b: b.items(ref))
 
+    async def values_of(
+        self, ref: SessionRef, keys: list[str], max_bytes: int
+    ) -> list[tuple[str, str, int | None]]:
+        return await self._route(Op.READ, ref, lambda b: b.values_of(ref, keys, max_bytes))
+
     async def clear(self, ref: SessionRef) -> int:
         return await self._route(Op.WRITE, ref, lambda b: b.clear(ref))
 

@@ -309,6 +309,22 @@ class MemoryBackend(MirrorBackend):
         sess, now = self._session(ref)
         return {k: (v, self._ttl_left(at, now)) for k, (v, at) in sorted(sess.variables.items())}
 
+    async def values_of(
+        self, ref: SessionRef, keys: list[str], max_bytes: int
+    ) -> list[tuple[str, str, int | None]]:
+        sess, now = self._session(ref)
+        out: list[tuple[str, str, int | None]] = []
+        total = 0
+        for key in keys:
+            item = sess.variables.get(key)
+            if item is None:
+                continue
+            out.append((key, item[0], self._ttl_left(item[1], now)))
+            total += _size(key) + _size(item[0])
+            if total > max_bytes:
+                break
+        return out
+
     async def clear(self, ref: SessionRef) -> int:
         sess, _ = self._session(ref)
         count = len(sess.variables)

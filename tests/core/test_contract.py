@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from memory_core import (
     ValueTooLargeError,
     WorkingMemory,
 )
+from memory_core.storage.base import SessionRef
 from tests.support.redis_keys import prefixed_keys
 from tests.support.stores import Harness, HarnessFactory
 
@@ -409,6 +411,40 @@ async def test_max_sessions_per_process(harness: Harness) -> None:
     assert err.value.limit == "max_sessions"
 
 
+async def test_max_sessions_per_principal_leaves_room_for_others(
+    harness: Harness, harness_factory: HarnessFactory
+) -> None:
+    """One principal filling its share gets a principal-scoped error; another principal
+    still opens sessions until the process limit, which is reported as the process's."""
+    limits = harness.store.config.limits.model_copy(
+        update={"max_sessions": 5, "max_sessions_per_principal": 3}
+    )
+    h = await harness_factory(limits)
+    alice = [await h.store.open("alice") for _ in range(3)]
+    with pytest.raises(LimitExceededError) as err:
+        await h.store.open("alice")
+    assert (err.value.limit, err.value.scope, err.value.maximum, err.value.current) == (
+        "max_sessions_per_principal",
+        "principal",
+        3,
+        3,
+    )
+    assert "is 3 per principal and your identity is at 3" in err.value.message
+    await h.store.open("bob")
+    await h.store.open("bob")
+    with pytest.raises(LimitExceededError) as err:
+        await h.store.open("bob")
+    assert (err.value.limit, err.value.scope, err.value.current) == ("max_sessions", "process", 5)
+    assert "per process and this server (all clients together) is at 5" in err.value.message
+    # a closed session gives its slot back to its principal
+    assert await h.store.close_session(alice[0], "alice")
+    await h.store.open("alice")
+    # bob failing to close alice's session does not free alice's share
+    assert not await h.store.close_session(alice[1], "bob")
+    with pytest.raises(LimitExceededError):
+        await h.store.open("alice")
+
+
 async def test_usage_reports_against_limits(harness: Harness) -> None:
     m = await open_memory(harness)
     await m.set("abc", "xyz")
@@ -614,3 +650,119 @@ async def test_export_import_roundtrip(harness: Harness) -> None:
     assert await backend.export_session(m.session_id) is None
     assert await backend.import_session(state, only_if_missing=True)
     assert await m.get("a") == [1, 2]
+
+
+async def test_a_page_reads_only_its_own_values(
+    harness: Harness, harness_factory: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging through many variables reads each value once, a page at a time: the whole
+    session is never loaded (items) and no store call returns more than one page."""
+    limits = harness.store.config.limits.model_copy(
+        update={"max_keys": 200, "max_value_bytes": 1000, "max_session_bytes": 1024 * 1024}
+    )
+    h = await harness_factory(limits)
+    m = await open_memory(h)
+    for i in range(60):
+        await m.set(f"k{i:03}", "x" * 500)  # 4 + 502 stored bytes each
+    for i in range(5):
+        await m.set(f"other{i}", 1)
+    backend = h.store.backend
+    returned: list[int] = []
+    real_values_of = backend.values_of
+
+    async def no_items(*args: object) -> object:
+        raise AssertionError("a page must not load the whole session")
+
+    async def values_of(ref: SessionRef, keys: list[str], max_bytes: int) -> list[Any]:
+        assert len(keys) <= 10
+        got = await real_values_of(ref, keys, max_bytes)
+        returned.append(len(got))
+        return got
+
+    monkeypatch.setattr(backend, "items", no_items)
+    monkeypatch.setattr(backend, "values_of", values_of)
+    seen: list[str] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        page, more = await m.get_page("k*", after, 10, 2048)
+        assert len(page) == (4 if more else len(page)) and page
+        assert all(e.value == "x" * 500 for e in page.values())
+        seen += list(page)
+        pages += 1
+        if pages == 3:
+            assert await m.delete("k013")  # deleted ahead of the walk: skipped
+        if not more:
+            break
+        after = list(page)[-1]
+    assert seen == [f"k{i:03}" for i in range(60) if i != 13]
+    assert max(returned) <= 5  # the store stopped at the byte budget, not at 10 keys
+    # one entry larger than the whole budget still comes, alone
+    await m.set("k0000", "y" * 900)
+    page, more = await m.get_page("k*", None, 10, 100)
+    assert list(page) == ["k000"] and more
+    page, more = await m.get_page("k*", "k000", 10, 100)
+    assert list(page) == ["k0000"] and more
+
+
+async def test_retained_checkpoint_bytes_are_bounded_per_principal_and_process(
+    harness: Harness, harness_factory: HarnessFactory
+) -> None:
+    """Open, fill, checkpoint, close, repeat: checkpoints outlive their sessions, so the
+    bytes a principal keeps this way are bounded (refused past the limit), apart from
+    every other principal's, and the process's total is bounded too."""
+    limits = harness.store.config.limits.model_copy(
+        update={
+            "max_value_bytes": 1000,
+            "max_retained_bytes_per_principal": 4000,
+            "max_retained_bytes": 7000,
+        }
+    )
+    h = await harness_factory(limits)
+
+    async def cycle(principal: str) -> str:
+        m = await open_memory(h, principal)
+        await m.set("k", "x" * 900)
+        checkpoint = await m.create_checkpoint()
+        assert await h.store.close_session(m.session_id, principal)
+        return checkpoint
+
+    kept = [await cycle("alice") for _ in range(4)]  # about 1 KB each
+    with pytest.raises(LimitExceededError) as err:
+        await cycle("alice")
+    assert (err.value.limit, err.value.scope, err.value.maximum) == (
+        "max_retained_bytes_per_principal",
+        "principal",
+        4000,
+    )
+    assert err.value.current >= 4000
+    assert "per principal and your identity is at" in err.value.message
+    # nothing of the refused call was stored; the checkpoints kept are still restorable
+    m = await open_memory(h, "alice")
+    await m.restore_checkpoint(kept[0])
+    assert await m.get("k") == "x" * 900
+    bob = [await cycle("bob") for _ in range(3)]
+    with pytest.raises(LimitExceededError) as err:
+        await cycle("carol")  # carol holds nothing, but the process is at its limit
+    assert (err.value.limit, err.value.scope) == ("max_retained_bytes", "process")
+    assert bob and "this server (all clients together)" in err.value.message
+
+
+async def test_deleting_or_evicting_checkpoints_frees_retained_bytes(
+    harness: Harness, harness_factory: HarnessFactory
+) -> None:
+    limits = harness.store.config.limits.model_copy(
+        update={"max_value_bytes": 1000, "max_retained_bytes_per_principal": 2500}
+    )
+    h = await harness_factory(limits)
+    m = await open_memory(h)
+    await m.set("k", "x" * 900)
+    first = await m.create_checkpoint()
+    await m.create_checkpoint()
+    await m.create_checkpoint()  # the third fits: the check runs before each checkpoint
+    with pytest.raises(LimitExceededError):
+        await m.create_checkpoint()
+    assert await m.delete_checkpoint(first)
+    await m.create_checkpoint()  # room again
+    held, _ = h.store.retained.usage("alice", h.store.clock.now_ms())
+    assert 2500 <= held < 3500

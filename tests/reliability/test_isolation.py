@@ -526,8 +526,20 @@ async def test_failed_close_by_another_principal_does_not_touch_accounting(
             result = await alice.read_resource("memory://health", cache_mode="bypass")
             return int(json.loads(resource_text(result))["sessions_open"])
 
+        async def settled_count() -> int:
+            # the count is process-wide: earlier tests' connections may still be tearing
+            # their sessions down; wait (bounded) until it stops moving
+            previous = await open_sessions()
+            with anyio.fail_after(10):
+                while True:
+                    await anyio.sleep(0.3)
+                    current = await open_sessions()
+                    if current == previous:
+                        return current
+                    previous = current
+
         handle = (await call(alice, "session_open"))["session"]
-        count = await open_sessions()
+        count = await settled_count()
         assert await call(bob, "session_close", session=handle) == {"closed": False}
         assert await call(alice, "session_info", session=handle)
         assert await open_sessions() == count

@@ -72,6 +72,33 @@ def serve_in_thread(app: Starlette) -> Iterator[RunningServer]:
         sock.close()
 
 
+@asynccontextmanager
+async def serve_here(app: Starlette, **options: Any) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """uvicorn on a free loopback port in this event loop (the test then reaches the
+    server's runtime directly), with ``options`` for ``uvicorn.Config``; stopped on exit."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        **options,
+    )
+    server = uvicorn.Server(config)
+    with sock:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            with anyio.fail_after(10):
+                while not server.started:  # noqa: ASYNC110 - uvicorn's own flag
+                    await anyio.sleep(0.01)
+            try:
+                yield f"http://127.0.0.1:{sock.getsockname()[1]}", server
+            finally:
+                server.should_exit = True
+
+
 def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 

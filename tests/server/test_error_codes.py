@@ -112,7 +112,7 @@ async def test_a_failing_store_is_an_internal_error_everywhere(
         raise exc
 
     backend = server.runtime.store.backend
-    for name in ("touch", "get", "items"):
+    for name in ("touch", "get", "items", "keys", "values_of"):
         monkeypatch.setattr(backend, name, fail)
     seen = await _every_surface(server)
     text = error_text(exc)

@@ -7,6 +7,7 @@ as stdio lines and as HTTP bodies."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -114,6 +115,25 @@ def test_stdio_answers_every_line_it_cannot_take(lines: Lines) -> None:
     log = lines.stderr()
     assert log.count("refused a line") == len(BAD_LINES), log
     assert "Traceback" not in log
+
+
+def test_stdio_a_line_over_the_bound_is_refused_and_serving_goes_on() -> None:
+    """A line over WM_MAX_BODY_BYTES is skipped as it is read (a few chunks past the
+    bound, never held whole) and answered; the next lines are served as usual."""
+    process = Lines(env={"WM_MAX_BODY_BYTES": "4096"})
+    try:
+        process.initialize()
+        value = "x" * 200_000  # 50 times the bound, in one line
+        call = {"name": "memory_set", "arguments": {"key": "k", "value": value}}
+        long_line = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": call})
+        (answer,) = process.raw(long_line.encode())
+        assert answer["error"]["code"] == -32600 and answer["id"] is None, answer
+        assert "over the limit of 4096" in answer["error"]["message"]
+        _wire_ok(answer)
+        assert process.tool("memory_get", key="k")["found"] is False  # nothing stored
+        assert process.tool("memory_set", key="k", value="small")["key"] == "k"
+    finally:
+        process.close()
 
 
 def test_stdio_batches_follow_the_negotiated_version() -> None:
@@ -302,3 +322,52 @@ def test_fuzz_http_every_raw_body_is_answered(http: RunningServer, body: bytes) 
                     raise AssertionError((body, response.status_code, response.text))
 
     anyio.run(post)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+async def test_bounded_lines_split_at_any_chunk_boundary(chunk: int) -> None:
+    from mcp_server.stdio import LongLine, bounded_lines
+
+    wire_bytes = b'{"a":1}\n' + b"y" * 40 + b"\n\n" + b"z" * 12 + b"\n" + b"tail"
+    source = anyio.wrap_file(io.BytesIO(wire_bytes))
+    got = [line async for line in bounded_lines(source, 16, chunk)]
+    assert got == [b'{"a":1}\n', LongLine(40), b"\n", b"z" * 12 + b"\n", b"tail"]
+
+
+async def test_http_batches_are_accepted_from_2025_03_26_clients(http: RunningServer) -> None:
+    """2025-03-26 requires servers to accept batches; its clients send no
+    MCP-Protocol-Version header. Each message is dispatched on the session and the
+    answers come back as one JSON array; later versions are still refused."""
+    async with httpx2.AsyncClient(timeout=30) as client:
+        raw = RawStreamable(client, http.url + "/mcp")
+        await raw.request("initialize", _init("2025-03-26"))
+        assert raw.session_id is not None
+        notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        headers = {**ACCEPT, "Mcp-Session-Id": raw.session_id}
+        assert (await client.post(raw.url, json=notice, headers=headers)).status_code == 202
+        set_k = {"name": "memory_set", "arguments": {"key": "k", "value": 7}}
+        get_k = {"name": "memory_get", "arguments": {"key": "k"}}
+        batch = [
+            {**PING, "id": "a"},
+            {"jsonrpc": "2.0", "id": "b", "method": "tools/call", "params": set_k},
+            {"jsonrpc": "2.0", "method": "notifications/progress"},
+            7,
+            {"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": get_k},
+        ]
+        response = await client.post(raw.url, json=batch, headers=headers)
+        assert response.status_code == 200, response.text
+        answers = response.json()
+        for answer in answers:
+            _wire_ok(answer)
+        by_id = {str(a.get("id")): a for a in answers}
+        assert set(by_id) == {"a", "b", "None", "c"}, answers
+        assert by_id["a"]["result"] == {}
+        assert by_id["None"]["error"]["code"] == -32600
+        assert by_id["c"]["result"]["structuredContent"]["value"] == 7
+        # notifications only: 202, no body; an empty batch is refused
+        only = await client.post(raw.url, json=[notice], headers=headers)
+        assert only.status_code == 202 and not only.content
+        _refusal(await client.post(raw.url, json=[], headers=headers), -32600, None)
+        # the same session claiming a later version gets the refusal
+        later = {**headers, "Mcp-Protocol-Version": "2025-11-25"}
+        _refusal(await client.post(raw.url, json=batch, headers=later), -32600, None)

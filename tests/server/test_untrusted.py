@@ -123,6 +123,7 @@ class Calls:
             "exists",
             "keys",
             "items",
+            "values_of",
             "usage",
             "get_scratchpad",
             "create_checkpoint",

@@ -414,6 +414,14 @@ class RedisBackend(PrimaryBackend):
         triples = sorted((flat[i], flat[i + 1], _ttl(flat[i + 2])) for i in range(0, len(flat), 3))
         return {k: (v, t) for k, v, t in triples}
 
+    async def values_of(
+        self, ref: SessionRef, keys: list[str], max_bytes: int
+    ) -> list[tuple[str, str, int | None]]:
+        if not keys:
+            return []
+        flat = await self._run("values", ref.session_id, ref.principal, max_bytes, *keys)
+        return [(flat[i], flat[i + 1], _ttl(flat[i + 2])) for i in range(0, len(flat), 3)]
+
     async def clear(self, ref: SessionRef) -> int:
         return int(await self._run("clear", ref.session_id, ref.principal))
 

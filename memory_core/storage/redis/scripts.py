@@ -29,7 +29,7 @@ from memory_core.errors import (
 log = logging.getLogger(__name__)
 
 SESSION_SCRIPTS = (
-    "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "clear",
+    "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "values", "clear",
     "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
     "cp_list", "cp_delete", "export", "import", "import_stage", "import_commit", "closed",
 )  # fmt: skip
