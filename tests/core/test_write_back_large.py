@@ -50,9 +50,7 @@ async def fill_to_the_limits(store: SessionStore, sid: str) -> dict[str, str]:
     i = 0
     while True:
         key = f"k{i:04d}"
-        if sum(len(k) + len(json.dumps(v)) for k, v in written.items()) + 2 * len(value) > (
-            budget
-        ):
+        if sum(len(k) + len(json.dumps(v)) for k, v in written.items()) + 2 * len(value) > (budget):
             break
         await m.set(key, value, ttl_seconds=3000 if i % 2 else None)
         written[key] = value
