@@ -4,15 +4,21 @@ In order:
 
 1. an explicit ``session`` handle (from ``session_open`` or ``session_info``), checked
    against the caller's principal by the store;
-2. on stdio, the process session: one per server process, opened at start and
-   closed by the runner at end of input or on SIGTERM/SIGINT;
-3. on SSE and handshake streamable HTTP, the connection's session: opened on the
+2. on HTTP, the session named by the request's ``X-Memory-Session`` header (on SSE and
+   handshake streamable HTTP the first name a connection sends binds the connection);
+3. on stdio, the process session: the named one with ``WM_SESSION_NAME`` (resumed at
+   start, kept at the end), else one per server process, opened at start and closed by
+   the runner at end of input or on SIGTERM/SIGINT;
+4. on SSE and handshake streamable HTTP, the connection's session: opened on the
    connection's first use and closed through the connection's exit stack when the
    stream closes, on ``DELETE``, on the idle timeout and at shutdown;
-4. otherwise (a stateless 2026-07-28 request) ``SESSION_REQUIRED``.
+5. otherwise (a stateless 2026-07-28 request) the principal's default session (a named
+   session with a reserved name), or ``SESSION_REQUIRED`` with ``WM_DEFAULT_SESSION=off``.
 
-Sessions opened for a connection or the process are remembered so that shutdown
-can close whatever the transports did not.
+Named and default sessions are never torn down here: they live on their idle lease, so
+the next connection or process with the name resumes them. Sessions opened for a
+connection or the unnamed process are remembered so that shutdown can close whatever
+the transports did not.
 """
 
 from __future__ import annotations
@@ -29,15 +35,26 @@ from mcp.server.context import ServerRequestContext
 
 from mcp_server.auth import current_principal
 from mcp_server.errors import SessionRequiredError
-from mcp_server.sdk import connection_of, is_stateless, on_close
+from mcp_server.sdk import connection_of, is_stateless, on_close, request_header
 from memory_core import SessionStore, WorkingMemory, WorkingMemoryError
+from memory_core.errors import InvalidArgumentError
+from memory_core.keys import (
+    DEFAULT_SESSION_NAME,
+    named_session_id,
+    session_tag,
+    validate_session_name,
+)
 
 log = logging.getLogger("mcp_server.sessions")
 
-Binding = Literal["handle", "connection", "process"]
+Binding = Literal["handle", "named", "default", "connection", "process"]
+
+SESSION_HEADER = "X-Memory-Session"
+"""The request header that names the session (UTF-8 text, ``keys.validate_session_name``)."""
 
 _ID_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _SESSION_KEY = "mcp_working_memory.session"
+_NAME_KEY = "mcp_working_memory.session_name"
 _LOCK_KEY = "mcp_working_memory.lock"
 
 
@@ -55,11 +72,13 @@ current_call: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar
 
 
 def short(session_id: str | None) -> str:
-    """The first 8 characters of a session id, for logs (never raw client text)."""
+    """A session for logs: the first 8 characters of its tag (``keys.session_tag``),
+    never of the id itself (a log line must not hand out a handle) nor raw client text."""
     if not session_id:
         return "-"
-    head = session_id[:8]
-    return head if _ID_CHARS.fullmatch(head) else "invalid"
+    if not _ID_CHARS.fullmatch(session_id):
+        return "invalid"
+    return session_tag(session_id)[:8]
 
 
 @dataclass(slots=True)
@@ -78,6 +97,10 @@ class SessionBinder:
     """stdio: every request without a handle uses the one process session."""
     anonymous_principal: str
     """The principal of requests that carry no bearer token."""
+    process_name: str | None = None
+    """stdio: the name of the process session (``WM_SESSION_NAME``), kept at exit."""
+    default_session: bool = True
+    """Stateless requests without handle or name use the principal's default session."""
     on_ended: Callable[[str], Awaitable[None]] | None = None
     """Called after a connection or process session is torn down (to notify subscribers)."""
     _bound: dict[str, str] = field(default_factory=dict)  # session id -> principal
@@ -93,18 +116,26 @@ class SessionBinder:
         """The session ``request`` works on (see the module docstring).
 
         Raises:
-            SessionRequiredError: a stateless request without ``handle``.
+            SessionRequiredError: a stateless request without ``handle`` or name, with
+                the default session off.
+            InvalidArgumentError: the ``X-Memory-Session`` header is not a usable name.
             SessionNotFoundError: ``handle`` is malformed, unknown, expired or not
                 the caller's (raised by the store on first use, not here).
         """
         principal = self.principal()
         binding: Binding
+        name = None if handle is not None else self.requested_name(request)
         if handle is not None:
             session_id, binding = handle, "handle"
+        elif name is not None:
+            session_id, binding = await self.open_named(principal, name), "named"
         elif self.process_bound:
             session_id, binding = await self._process(principal), "process"
         elif is_stateless(request):
-            raise SessionRequiredError()
+            if not self.default_session:
+                raise SessionRequiredError()
+            session_id = await self.open_named(principal, DEFAULT_SESSION_NAME)
+            binding = "default"
         else:
             session_id, binding = await self._connection(request, principal), "connection"
         memory = self.store.memory(session_id, principal)  # validates the handle
@@ -114,15 +145,26 @@ class SessionBinder:
         return Resolved(memory, principal, binding)
 
     def own_session(self, request: ServerRequestContext[Any, Any]) -> str | None:
-        """The connection's or process's session if one is open, without opening one.
+        """The request's own session (named, process, connection or default) if one is
+        open, without opening one (a named one's id, which may not exist).
 
         Raises:
-            SessionRequiredError: a stateless request, which has no own session.
+            SessionRequiredError: a stateless request without a name, with the default
+                session off.
+            InvalidArgumentError: the ``X-Memory-Session`` header is not a usable name.
         """
+        principal = self.principal()
+        name = self.requested_name(request)
+        if name is not None:
+            return named_session_id(principal, name)
         if self.process_bound:
+            if self.process_name is not None:
+                return named_session_id(principal, self.process_name)
             return self._process_session
         if is_stateless(request):
-            raise SessionRequiredError()
+            if not self.default_session:
+                raise SessionRequiredError()
+            return named_session_id(principal, DEFAULT_SESSION_NAME)
         state = connection_of(request).state
         session_id = state.get(_SESSION_KEY)
         return session_id if isinstance(session_id, str) else None
@@ -137,11 +179,50 @@ class SessionBinder:
             if state.get(_SESSION_KEY) == session_id:
                 del state[_SESSION_KEY]
 
+    # names ---------------------------------------------------------------------------
+    def requested_name(self, request: ServerRequestContext[Any, Any]) -> str | None:
+        """The session name the request asks for with ``X-Memory-Session``; on SSE and
+        handshake streamable HTTP the first name a connection sent stays its name.
+
+        Raises:
+            InvalidArgumentError: the header is not a usable session name.
+        """
+        raw = request_header(request, SESSION_HEADER)
+        stateful = not self.process_bound and not is_stateless(request)
+        if raw is None:
+            if not stateful:
+                return None
+            remembered = connection_of(request).state.get(_NAME_KEY)
+            return remembered if isinstance(remembered, str) else None
+        try:
+            # Starlette decodes header bytes as Latin-1; clients send UTF-8
+            name = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise InvalidArgumentError(f"the {SESSION_HEADER} header must be UTF-8 text") from None
+        try:
+            validate_session_name(name)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{SESSION_HEADER} header: {exc.message}") from None
+        if stateful:
+            connection_of(request).state.setdefault(_NAME_KEY, name)
+        return name
+
+    async def open_named(self, principal: str, name: str) -> str:
+        """Open or resume ``principal``'s session ``name``; never torn down here."""
+        session_id, created = await self.store.open_named(principal, name)
+        if created:
+            kind = "default" if name == DEFAULT_SESSION_NAME else "named"
+            log.info("session bound session=%s binding=%s", short(session_id), kind)
+        return session_id
+
     # process (stdio) -----------------------------------------------------------------
     async def open_process_session(self) -> str:
         return await self._process(self.anonymous_principal)
 
     async def _process(self, principal: str) -> str:
+        if self.process_name is not None:
+            # resumed on every call: a session closed by a tool or expired comes back empty
+            return await self.open_named(principal, self.process_name)
         if self._process_session is not None:
             return self._process_session
         async with self._process_lock:

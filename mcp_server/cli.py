@@ -28,8 +28,8 @@ from memory_core import WorkingMemoryError, __version__
 
 log = logging.getLogger("mcp_server")
 
-NOT_FLAGS = frozenset({"auth_tokens"})
-HIDDEN = frozenset({"auth_tokens"})
+NOT_FLAGS = frozenset({"auth_tokens", "metrics_token"})
+HIDDEN = frozenset({"auth_tokens", "metrics_token"})
 """Settings whose value is never printed (a Redis URL is printed without its password)."""
 GRACEFUL_SHUTDOWN_SECONDS = 3
 PROG = "mcp-working-memory"
@@ -197,7 +197,7 @@ def _shown_default(field: FieldInfo) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(argv)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if settings.transport == "stdio":
             from mcp_server.stdio import serve_stdio

@@ -33,7 +33,13 @@ from mcp_types import INTERNAL_ERROR as RPC_INTERNAL_ERROR
 from mcp_types import INVALID_PARAMS as RPC_INVALID_PARAMS
 from pydantic import ValidationError
 
-from memory_core import InvalidArgumentError, StorageMisconfiguredError, WorkingMemoryError
+from mcp_server import metrics
+from memory_core import (
+    InvalidArgumentError,
+    LimitExceededError,
+    StorageMisconfiguredError,
+    WorkingMemoryError,
+)
 
 log = logging.getLogger("mcp_server.tools")
 
@@ -119,7 +125,13 @@ def code_of(exc: WorkingMemoryError) -> Code:
 
 
 def error_text(exc: WorkingMemoryError) -> str:
-    """``"<CODE>: <sentence>"``, with memory_core's advice worded for these tools."""
+    """``"<CODE>: <sentence>"``, with memory_core's advice worded for these tools.
+
+    Every failure an MCP client sees is worded here once, so this is also where a limit
+    refusal (any ``LimitExceededError``, quotas included) is counted for ``/metrics``.
+    """
+    if isinstance(exc, LimitExceededError):
+        metrics.limit_refused(exc.limit)
     message = exc.message
     for neutral, worded in TOOL_WORDING.items():
         message = message.replace(neutral, worded)

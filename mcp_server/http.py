@@ -10,6 +10,11 @@ Security is not optional here:
 * a request body limit on both transports;
 * ``/healthz`` (liveness) and ``/readyz`` (readiness) are unauthenticated and say only
   ok/degraded, ready/not ready and the failure class;
+* ``/metrics`` (Prometheus) needs its own scrape token (``WM_METRICS_TOKEN``) on a
+  server with auth, so a scraper holds no memory credential and a memory token reads
+  no process-wide figures; it is open only where everything is (no auth configured);
+* every request refused for want of a valid token is logged (reason, path, client;
+  never the token) and counted; ``WM_ACCESS_LOG`` adds one line per request;
 * every posted body is checked (``mcp_server.wire``) before the SDK parses it, so a body
   it cannot take gets the same JSON-RPC error as on stdio, never parser or validator
   text (``CheckedBodies``).
@@ -20,8 +25,11 @@ in this app's lifespan: the SDK's own lifespan runs once per SSE connection.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -43,7 +51,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_server import wire
+from mcp_server import metrics, wire
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.errors import ConfigurationError
 from mcp_server.http_batches import answer_batch, takes_batches
@@ -60,6 +68,8 @@ SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+access_log = logging.getLogger("mcp_server.access")
 
 
 class UnsafeConfigError(ConfigurationError):
@@ -128,6 +138,7 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
     routes: list[BaseRoute] = [
         Route(HEALTH_PATH, _healthz(runtime.store), methods=["GET"]),
         Route(READY_PATH, _readyz(runtime), methods=["GET"]),
+        Route(METRICS_PATH, _metrics(runtime, settings, auth=bool(tokens)), methods=["GET"]),
     ]
     routes += [
         Route(
@@ -152,7 +163,10 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
                 AuthenticationMiddleware, backend=BearerAuthBackend(StaticTokenVerifier(tokens))
             ),
             Middleware(AuthContextMiddleware),
+            Middleware(AuthFailures),
         ]
+    if settings.access_log:
+        middleware.insert(0, Middleware(AccessLog))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -353,3 +367,119 @@ def _readyz(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
         return JSONResponse({"status": "ready", "failure": health.failure})
 
     return readyz
+
+
+def _metrics(
+    runtime: Runtime, settings: Settings, *, auth: bool
+) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics``: the Prometheus text format (``mcp_server.metrics``)."""
+    exposition = metrics.Exposition(runtime)
+    secret = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    expected = hashlib.sha256(secret.encode()).digest() if secret else None
+
+    async def scrape(request: Request) -> Response:
+        if expected is not None or auth:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            given = hashlib.sha256(token.strip().encode("utf-8", "surrogatepass")).digest()
+            if expected is None:
+                return JSONResponse(
+                    {"error": "metrics need a scrape token: set WM_METRICS_TOKEN"}, 403
+                )
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
+                _auth_failure(request.scope, _reason(header))
+                return JSONResponse(
+                    {"error": "send Authorization: Bearer <WM_METRICS_TOKEN>"},
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return Response(await exposition.render(), media_type=metrics.CONTENT_TYPE)
+
+    return scrape
+
+
+def _reason(header: str) -> str:
+    """Why a request's credentials were refused, in words that reveal nothing of them."""
+    if not header:
+        return "missing"
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return "malformed"
+    return "invalid"
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def _auth_failure(scope: Scope, reason: str) -> None:
+    metrics.auth_failed(reason)
+    log.warning(
+        "authentication failed: reason=%s method=%s path=%s client=%s",
+        reason,
+        scope.get("method", "-"),
+        scope.get("path", "-"),
+        _client(scope),
+    )
+
+
+class AuthFailures:
+    """Logs and counts each request to an MCP endpoint that arrives without a valid
+    bearer token (the SDK answers it 401). Runs after ``AuthenticationMiddleware``."""
+
+    PROTECTED = (MCP_PATH, SSE_PATH, MESSAGES_PATH)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] != "OPTIONS"  # a CORS preflight carries no credentials
+            and scope["path"].startswith(self.PROTECTED)
+            and not isinstance(scope.get("user"), AuthenticatedUser)
+        ):
+            header = ""
+            for name, value in scope.get("headers", []):
+                if name == b"authorization":
+                    header = value.decode("latin-1")
+            _auth_failure(scope, _reason(header))
+        await self.app(scope, receive, send)
+
+
+class AccessLog:
+    """One line per HTTP request when it ends (``WM_ACCESS_LOG``): method, path without
+    its query (an SSE ``session_id`` stays out of the log), status, milliseconds, the
+    principal and the client address. A stream (SSE, a GET on ``/mcp``) is logged when
+    it closes, with its whole duration."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            user = scope.get("user")
+            access_log.info(
+                "%s %s %d ms=%.1f principal=%s client=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                user.display_name if isinstance(user, AuthenticatedUser) else "-",
+                _client(scope),
+            )

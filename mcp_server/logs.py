@@ -1,21 +1,41 @@
 """Logging to stderr, one line per event (stdout is the stdio protocol stream).
 
 Lines carry the session id (first 8 characters) and tool name, never values,
-keys or tokens.
+keys or tokens. ``WM_LOG_FORMAT=json`` writes each line as one JSON object (``time``,
+``level``, ``logger``, ``message``, and ``exception`` with the traceback when there is
+one) for log pipelines that parse JSON.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(level: str) -> None:
-    """Send every log record to stderr at ``level`` (replacing earlier handlers)."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Send every log record to stderr at ``level`` (replacing earlier handlers), as
+    text or (``fmt="json"``) one JSON object per line."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

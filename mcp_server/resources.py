@@ -44,7 +44,9 @@ class Variable(BaseModel):
 
 
 class SessionState(BaseModel):
-    session: str
+    session: str | None
+    """The handle the URI named; None for ``current`` (only session_open and
+    session_info hand out a handle)."""
     binding: str
     variables: dict[str, Variable]
     variables_total: int
@@ -145,7 +147,7 @@ async def _state(rt: Runtime, ctx: Context, handle: str | None) -> SessionState:
     scratchpad = take(scratchpad, pages.default, pages.max_bytes, lambda e: len(e.encode()))
     usage = await wm.usage()
     return SessionState(
-        session=wm.session_id,
+        session=handle,
         binding=s.binding,
         variables={
             k: Variable(

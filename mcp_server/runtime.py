@@ -69,6 +69,8 @@ class Runtime:
             self.store,
             process_bound=stdio,
             anonymous_principal=LOCAL_PRINCIPAL if stdio else ANONYMOUS_PRINCIPAL,
+            process_name=settings.session_name if stdio else None,
+            default_session=settings.default_session == "on",
             on_ended=self.events.session_ended,
         )
         self.pages = PageSize(settings.page_size, settings.max_page_size, settings.max_page_bytes)

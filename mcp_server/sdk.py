@@ -32,6 +32,7 @@ __all__ = [
     "is_stateless",
     "lowlevel_server",
     "on_close",
+    "request_header",
     "transport_session_id",
 ]
 
@@ -59,6 +60,20 @@ def on_close(connection: Connection, callback: Callable[[], Awaitable[Any]]) -> 
     timeout and server shutdown. Exceptions are logged by the SDK and swallowed.
     """
     connection.exit_stack.push_async_callback(callback)
+
+
+def request_header(request: ServerRequestContext[Any, Any], name: str) -> str | None:
+    """The HTTP header ``name`` of the POST carrying ``request``; None on stdio.
+
+    ``request.request`` is the Starlette request on streamable HTTP (both eras) and on
+    SSE (the message POST, not the event stream's GET).
+    """
+    http = request.request
+    headers = getattr(http, "headers", None)
+    if headers is None:
+        return None
+    value = headers.get(name)
+    return value if isinstance(value, str) else None
 
 
 def transport_session_id(connection: Connection) -> str | None:

@@ -14,6 +14,7 @@ from mcp.server.subscriptions import SubscriptionBus
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Resource as MCPResource
 
+from mcp_server import metrics
 from mcp_server.auth import StaticTokenVerifier
 from mcp_server.binding import CallRecord, current_call, short
 from mcp_server.errors import disabled_tool, tool_failure, unknown_arguments, unknown_tool
@@ -79,14 +80,17 @@ class WorkingMemoryServer(MCPServer[Any]):
                 return _error(text)
         finally:
             current_call.reset(token)
+            seconds = time.perf_counter() - started
+            tool = name if name in self._arguments else metrics.UNKNOWN_TOOL
+            metrics.tool_call(tool, outcome, seconds)
             if log.isEnabledFor(logging.DEBUG) or outcome != "ok":
                 log.log(
                     logging.DEBUG if outcome == "ok" else logging.INFO,
                     "tool=%s session=%s outcome=%s ms=%.2f",
-                    name if name in self._arguments else "<unknown>",
+                    tool,
                     short(record.session),
                     outcome,
-                    (time.perf_counter() - started) * 1000,
+                    seconds * 1000,
                 )
 
     async def list_resources(self) -> list[MCPResource]:

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mcp_server.tool_groups import ALWAYS, select_tools
 from memory_core import Limits, StoreConfig
+from memory_core.errors import InvalidArgumentError
+from memory_core.keys import validate_session_name
 
 TRANSPORT_ALIASES = {
     "stdio": "stdio",
@@ -154,6 +156,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="stderr log level; DEBUG adds one line per tool call"
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="stderr log lines as text, or one JSON object per line"
+    )
+    access_log: bool = Field(
+        False, description="log one line per HTTP request (method, path, status, ms, principal)"
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="bearer token a Prometheus scraper sends for /metrics; needed when "
+        "auth tokens are set (/metrics is open only on a server without auth)",
+    )
 
     # HTTP security --------------------------------------------------------------------
     auth_tokens: SecretStr | None = Field(
@@ -200,6 +213,18 @@ class Settings(BaseSettings):
         "request is answered 503",
     )
 
+    # sessions ---------------------------------------------------------------------------
+    session_name: str | None = Field(
+        None,
+        description="stdio: make the process session the named one, resumed at start and "
+        "kept after the process ends (it lives on its idle lease)",
+    )
+    default_session: Literal["on", "off"] = Field(
+        "on",
+        description="stateless (2026-07-28) requests with neither a session handle nor a "
+        "name use the principal's default session; off: they get SESSION_REQUIRED",
+    )
+
     # tools ------------------------------------------------------------------------------
     tools: str = Field(
         "core",
@@ -218,7 +243,19 @@ class Settings(BaseSettings):
             return TRANSPORT_ALIASES.get(value.strip().lower(), value)
         return value
 
-    @field_validator("log_level", "subscription_bus", mode="before")
+    @field_validator("session_name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                validate_session_name(value)
+            except InvalidArgumentError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator(
+        "log_level", "log_format", "subscription_bus", "default_session", mode="before"
+    )
     @classmethod
     def _any_case(cls, value: object, info: ValidationInfo) -> object:
         """``debug`` is ``DEBUG``: a choice matches whatever its case."""

@@ -45,11 +45,13 @@ async def serve_stdio(settings: Settings) -> None:
     server = create_server(settings)
     async with server.runtime as runtime:
         session_id = await runtime.binder.open_process_session()
-        log.info(
-            "serving stdio session=%s store=%s",
-            short(session_id),
-            (await runtime.store.health()).mode,
-        )
+        mode = (await runtime.store.health()).mode
+        log.info("serving stdio session=%s store=%s", short(session_id), mode)
+        if settings.session_name is not None and mode == "memory":
+            log.warning(
+                "WM_SESSION_NAME is set but the store is in memory: the named session "
+                "cannot outlive this process (set WM_REDIS_URL to keep it across restarts)"
+            )
         async with anyio.create_task_group() as tg:
             tg.start_soon(_exit_on_signal, runtime)
             await run_lines(server, settings.max_body_bytes)

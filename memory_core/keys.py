@@ -8,6 +8,8 @@ a strict alphabet before they are used.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 from functools import lru_cache
@@ -20,8 +22,12 @@ from memory_core.errors import (
 )
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-CHECKPOINT_ID_RE = re.compile(r"^ck_[A-Za-z0-9_-]{22,64}\.[A-Za-z0-9_-]{22}$")
+CHECKPOINT_ID_RE = re.compile(r"^ck_[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}$")
 MAX_PATTERN_LENGTH = 512
+MAX_SESSION_NAME_LENGTH = 128
+DEFAULT_SESSION_NAME = "\x00default"
+"""The name of a principal's default session (stateless requests without handle or
+name). A control character, so no client-chosen name can be it."""
 
 
 def new_session_id() -> str:
@@ -29,24 +35,80 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(24)
 
 
-def new_checkpoint_id(session_id: str) -> str:
-    """A fresh checkpoint id: 128 random bits, plus the owning session's id.
+def _digest(domain: str, *parts: str, length: int) -> str:
+    text = "\x00".join((domain, *parts)).encode("utf-8", "surrogatepass")
+    return base64.urlsafe_b64encode(hashlib.sha256(text).digest()).decode()[:length]
 
-    The session id is part of the checkpoint id so that a retained checkpoint can
-    be found after its session ended, without any global index.
+
+@lru_cache(maxsize=4096)
+def session_tag(session_id: str) -> str:
+    """The storage tag of a session: a one-way digest of its id (132 bits).
+
+    Every storage key of the session is named by its tag (on Redis Cluster the tag is
+    the hash tag, so one session is one slot), and checkpoint ids carry the tag of
+    their session. The tag locates a session's data but cannot be turned back into
+    the session id, the handle that grants access.
     """
-    return f"ck_{session_id}.{secrets.token_urlsafe(16)}"
+    return _digest("wm-session-tag", session_id, length=22)
 
 
-def checkpoint_session(checkpoint_id: object) -> str:
-    """The id of the session that owns ``checkpoint_id``.
+def principal_tag(principal: str) -> str:
+    """The storage tag of a principal's own keys (the index of its recent checkpoints)."""
+    return "p" + _digest("wm-principal-tag", principal, length=22)
+
+
+def named_session_id(principal: str, name: str) -> str:
+    """The session id of ``principal``'s session called ``name`` (192 bits).
+
+    Derived, not stored: every process computes the same id from (principal, name), so
+    the name -> session mapping lives in the store as the session itself and opening
+    it is one atomic create-if-absent. Another principal's same name is another id,
+    and the store refuses a session to any principal but its owner.
+    """
+    return _digest("wm-named-session", principal, name, length=32)
+
+
+def validate_session_name(name: object) -> str:
+    """Return ``name`` if it can name a session.
+
+    Raises:
+        InvalidArgumentError: not a string, empty or blank, longer than
+            ``MAX_SESSION_NAME_LENGTH`` characters, or holding control characters.
+    """
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"session name must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise InvalidArgumentError("session name must not be empty; use a short descriptive name")
+    if len(name) > MAX_SESSION_NAME_LENGTH:
+        raise InvalidArgumentError(
+            f"session name is {len(name)} characters but at most "
+            f"{MAX_SESSION_NAME_LENGTH} are allowed; use a shorter name"
+        )
+    if has_control_char(name):
+        raise InvalidArgumentError(
+            "session name contains control characters; use printable characters only"
+        )
+    return name
+
+
+def new_checkpoint_id(session_id: str) -> str:
+    """A fresh checkpoint id: the owning session's tag, plus 128 random bits.
+
+    The tag lets a retained checkpoint be found after its session ended (and routes
+    it to the session's cluster slot) without revealing the session id.
+    """
+    return f"ck_{session_tag(session_id)}.{secrets.token_urlsafe(16)}"
+
+
+def checkpoint_tag(checkpoint_id: object) -> str:
+    """The tag (``session_tag``) of the session that owns ``checkpoint_id``.
 
     Raises:
         NotFoundError: the id is malformed (indistinguishable from an unknown id).
     """
     if not isinstance(checkpoint_id, str) or not CHECKPOINT_ID_RE.match(checkpoint_id):
         raise CheckpointNotFoundError()
-    return checkpoint_id[3:].rsplit(".", 1)[0]
+    return checkpoint_id[3:].split(".", 1)[0]
 
 
 # Unicode categories Cc (C0, DEL, C1 controls) and Cs (lone surrogates).

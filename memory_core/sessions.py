@@ -8,7 +8,14 @@ from datetime import datetime
 from memory_core.clock import Clock
 from memory_core.config import StoreConfig
 from memory_core.errors import InvalidArgumentError, LimitExceededError
-from memory_core.keys import new_session_id, validate_session_id
+from memory_core.keys import (
+    DEFAULT_SESSION_NAME,
+    named_session_id,
+    new_session_id,
+    session_tag,
+    validate_session_id,
+    validate_session_name,
+)
 from memory_core.models import CreatedCheckpoint, Health, Usage, ms_to_datetime
 from memory_core.retained import RetainedBytes
 from memory_core.storage.base import Backend, SessionRef
@@ -141,8 +148,39 @@ class SessionStore:
         sid = session_id or new_session_id()
         await self.backend.open_session(SessionRef(sid, principal), lease)
         self._owned[sid] = (principal, lease, self.clock.now_ms())
-        log.info("session opened session=%s", sid[:8])
+        log.info("session opened session=%s", session_tag(sid)[:8])
         return sid
+
+    async def open_named(
+        self, principal: str, name: str, lease_seconds: float | None = None
+    ) -> tuple[str, bool]:
+        """Open or resume ``principal``'s session called ``name``: (its id, whether it
+        was created now).
+
+        The id is derived from (principal, name) (``keys.named_session_id``) and the
+        backend creates it only if absent, so every process of every replica on one
+        store resumes the same session; on the in-memory store a name lives as long as
+        the process. A resumed session keeps its data and its own lease.
+        ``DEFAULT_SESSION_NAME`` is the principal's default session.
+
+        Raises:
+            InvalidArgumentError: ``name`` is not a usable session name.
+            LimitExceededError: a new session past the principal's share or the
+                process's limit (as ``open``); resuming one it holds is not new.
+        """
+        if name != DEFAULT_SESSION_NAME:
+            validate_session_name(name)
+        lease = self.lease_ms(lease_seconds)
+        sid = named_session_id(principal, name)
+        owned = self._owned.get(sid)
+        if owned is None or owned[0] != principal:
+            self._check_room(principal)
+        created = await self.backend.open_session(SessionRef(sid, principal), lease, keep=True)
+        self._owned[sid] = (principal, lease, self.clock.now_ms())
+        log.info(
+            "named session %s session=%s", "opened" if created else "resumed", session_tag(sid)[:8]
+        )
+        return sid, created
 
     def memory(self, session_id: str, principal: str = LOCAL_PRINCIPAL) -> WorkingMemory:
         """The WorkingMemory of an existing session (validated on first use)."""
@@ -165,7 +203,7 @@ class SessionStore:
         if closed or (owned is not None and owned[0] == principal):
             self._owned.pop(session_id, None)
         if closed:
-            log.info("session closed session=%s", session_id[:8])
+            log.info("session closed session=%s", session_tag(session_id)[:8])
         return closed
 
     async def usage(self, session_id: str, principal: str = LOCAL_PRINCIPAL) -> Usage:

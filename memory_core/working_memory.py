@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from memory_core import codec
 from memory_core.errors import InvalidArgumentError
 from memory_core.keys import (
-    checkpoint_session,
+    checkpoint_tag,
     glob_match,
     has_control_char,
     new_checkpoint_id,
@@ -210,11 +210,15 @@ class WorkingMemory:
 
     async def restore_checkpoint(self, checkpoint_id: str) -> None:
         """Atomically replace this session's live state with the checkpoint."""
-        checkpoint_session(checkpoint_id)  # raises NotFoundError when malformed
+        checkpoint_tag(checkpoint_id)  # raises NotFoundError when malformed
         await self._backend.restore_checkpoint(self.ref, checkpoint_id)
 
     async def list_checkpoints(self) -> list[CheckpointInfo]:
         return await self._backend.list_checkpoints(self.ref)
+
+    async def list_earlier_checkpoints(self, limit: int) -> list[CheckpointInfo]:
+        """Retained checkpoints of this principal's ended sessions, newest first."""
+        return await self._backend.list_earlier_checkpoints(self.ref, limit)
 
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
         deleted = await self._backend.delete_checkpoint(self.ref, checkpoint_id)

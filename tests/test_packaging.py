@@ -8,6 +8,10 @@ import re
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 import mcp_server
 import memory_core
 from mcp_server.settings import Settings
@@ -67,3 +71,42 @@ def test_readme_documents_every_tool_and_setting() -> None:
         assert f"`{tool}`" in README, tool
     for name in Settings.model_fields:
         assert f"`WM_{name.upper()}`" in README, name
+
+
+def test_the_lock_files_follow_pyproject() -> None:
+    """Every requirement of pyproject.toml, extras included, is pinned in the dev lock
+    to a version its range allows, and the runtime ones in the runtime lock: a changed
+    dependency without `make lock` fails here, not on someone else's machine."""
+    runtime = _pins(ROOT / "requirements" / "runtime.txt")
+    dev = _pins(ROOT / "requirements" / "dev.txt")
+    lowest = _pins(ROOT / "requirements" / "lowest.txt")
+    project = PYPROJECT["project"]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    for lock, requirements in ((runtime, project["dependencies"]), (dev, extras)):
+        for line in requirements:
+            requirement = Requirement(line)
+            name = canonicalize_name(requirement.name)
+            assert name in lock, f"{name} is not locked: run `make lock`"
+            assert lock[name] in requirement.specifier, f"{name}=={lock[name]}: run `make lock`"
+    # the lowest lock: the runtime and the dev tools (the `clients` extra pins clients that
+    # need the newest SDK, so it stays out of the floor `make lowest` tests)
+    for line in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        lower = min(
+            (Version(s.version) for s in requirement.specifier if s.operator in (">=", "==")),
+            default=None,
+        )
+        assert lower is not None, f"{line}: every dependency has a tested lower bound"
+        assert lowest[name] == lower, f"{name}: lowest lock has {lowest[name]}, run `make lock`"
+
+
+def _pins(path: Path) -> dict[str, Version]:
+    """name -> version of every ``name==version`` line (markers ignored: the runtime
+    packages we name have one version for every platform)."""
+    pins: dict[str, Version] = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9._-]+)(\[[^\]]*\])?==([^\s;]+)", line)
+        if match:
+            pins[canonicalize_name(match[1])] = Version(match[3])
+    return pins

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_server.tools.schemas import ANY_JSON_TYPES
 from memory_core import TaskStatus
 
 SessionArg = Annotated[
@@ -21,11 +22,25 @@ SessionArg = Annotated[
     Field(description="Handle from session_open; omit for this connection's session."),
 ]
 Key = str
+
+
+def any_json_type(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of an any-JSON-value field: a ``type`` listing every JSON
+    type ("number" covers integers), since schema checkers (the MCP Inspector's
+    ``--strict``) flag a property without one."""
+    schema["type"] = sorted(ANY_JSON_TYPES)
+
+
 Value = Annotated[
     Any,
-    Field(description="Any JSON value."),
+    Field(description="Any JSON value.", json_schema_extra=any_json_type),
 ]
-Default = Annotated[Any, Field(description="Returned as value when the key is missing.")]
+Default = Annotated[
+    Any,
+    Field(
+        description="Returned as value when the key is missing.", json_schema_extra=any_json_type
+    ),
+]
 Ttl = Annotated[
     float | None,
     Field(
@@ -61,6 +76,10 @@ Metadata = Annotated[
 Content = str
 Label = str | None
 CheckpointId = Annotated[str, Field(description="From checkpoint_create or checkpoint_list.")]
+SessionName = Annotated[
+    str | None,
+    Field(description="Open or resume the session with this name (any text, 128 characters)."),
+]
 LeaseSeconds = Annotated[
     float | None,
     Field(

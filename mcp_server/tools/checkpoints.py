@@ -14,7 +14,7 @@ from mcp_server.tools.results import (
     CheckpointRestored,
     CheckpointSummary,
 )
-from memory_core.keys import checkpoint_session
+from memory_core.keys import checkpoint_tag
 
 
 async def checkpoint_create(
@@ -35,26 +35,35 @@ async def checkpoint_restore(
     checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
 ) -> CheckpointRestored:
     rt = runtime_of(ctx)
-    checkpoint_session(checkpoint_id)  # a malformed id: NOT_FOUND before the store
+    checkpoint_tag(checkpoint_id)  # a malformed id: NOT_FOUND before the store
     s = await rt.session(ctx, session)
     await s.memory.restore_checkpoint(checkpoint_id)
     await rt.changed(s)
     return CheckpointRestored(restored=True, checkpoint_id=checkpoint_id)
 
 
+EARLIER_LISTED = 20
+"""At most this many checkpoints of earlier sessions in one checkpoint_list."""
+
+
 async def checkpoint_list(ctx: Context, session: SessionArg = None) -> CheckpointList:
     rt = runtime_of(ctx)
     s = await rt.session(ctx, session)
-    return CheckpointList(
-        checkpoints=[CheckpointSummary.of(info) for info in await s.memory.list_checkpoints()]
-    )
+    own = [CheckpointSummary.of(info) for info in await s.memory.list_checkpoints()]
+    earlier = []
+    if session is None:  # a fresh context after a restart: what it can recover
+        earlier = [
+            CheckpointSummary.of(info)
+            for info in await s.memory.list_earlier_checkpoints(EARLIER_LISTED)
+        ]
+    return CheckpointList(checkpoints=own, from_earlier_sessions=earlier)
 
 
 async def checkpoint_delete(
     checkpoint_id: CheckpointId, ctx: Context, session: SessionArg = None
 ) -> CheckpointDeleted:
     rt = runtime_of(ctx)
-    checkpoint_session(checkpoint_id)  # a malformed id: NOT_FOUND before the store
+    checkpoint_tag(checkpoint_id)  # a malformed id: NOT_FOUND before the store
     s = await rt.session(ctx, session)
     deleted = await s.memory.delete_checkpoint(checkpoint_id)
     if deleted:
@@ -84,7 +93,10 @@ CHECKPOINT_TOOLS = (
     ToolSpec(
         checkpoint_list,
         title="List checkpoints",
-        description="See the checkpoints you saved, oldest first, with their labels and sizes.",
+        description=(
+            "See your checkpoints (oldest first); without session also those kept from "
+            "your ended sessions (from_earlier_sessions, newest first) to restore here."
+        ),
         read_only=True,
         idempotent=True,
     ),

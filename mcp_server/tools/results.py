@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mcp_server.tools.arguments import any_json_type
 from memory_core import CheckpointInfo, Limits, TaskState, Usage
 
 NEXT_CURSOR = Field(description="pass as `cursor` to get the next page; null when done")
@@ -23,7 +24,9 @@ class SetResult(BaseModel):
 class GetResult(BaseModel):
     key: str
     found: bool
-    value: Any = Field(description="the stored value, or `default` when not found")
+    value: Any = Field(
+        description="the stored value, or `default` when not found", json_schema_extra=any_json_type
+    )
     ttl_seconds_remaining: float | None = Field(description="null when the key has no TTL")
 
 
@@ -94,6 +97,11 @@ class CheckpointSummary(BaseModel):
 
 class CheckpointList(BaseModel):
     checkpoints: list[CheckpointSummary] = Field(description="oldest first")
+    from_earlier_sessions: list[CheckpointSummary] = Field(
+        default_factory=list,
+        description="kept checkpoints of your sessions that ended, newest first; "
+        "checkpoint_restore puts one into this session",
+    )
 
 
 class CheckpointDeleted(BaseModel):
@@ -103,6 +111,7 @@ class CheckpointDeleted(BaseModel):
 class SessionOpened(BaseModel):
     session: str = Field(description="pass as `session` to every call that should use it")
     expires_in: int = Field(description="seconds of inactivity after which it expires")
+    resumed: bool = Field(False, description="true when the named session already existed")
 
 
 class SessionClosed(BaseModel):
@@ -141,7 +150,7 @@ class SessionInfo(BaseModel):
         description="what is wrong with the store, if anything: outage, configuration, store_full",
     )
     cause: str | None = Field(default=None, description="why, in an operator's words")
-    binding: str = Field(description="handle, connection or process")
+    binding: str = Field(description="handle, named, default, connection or process")
     usage: SessionUsage
     lease_seconds: int = Field(description="idle time after which the session expires")
     expires_in: float = Field(description="seconds until it expires unless used again")

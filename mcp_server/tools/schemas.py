@@ -25,6 +25,7 @@ from typing import Any
 SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 SUBSCHEMA_VALUES = ("items", "not", "additionalProperties")
 NULL = {"type": "null"}
+ANY_JSON_TYPES = {"object", "array", "string", "number", "boolean", "null"}
 DEFS = "#/$defs/"
 
 
@@ -100,9 +101,13 @@ def _nullable_as_type_list(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop_null(prop: dict[str, Any]) -> dict[str, Any]:
-    """The same property without null among its types (absent already means null)."""
+    """The same property without null among its types (absent already means null).
+
+    A property that takes any JSON value keeps null: there null is a value a caller may
+    send (``memory_get``'s ``default``), and clients validate arguments before sending.
+    """
     kind = prop.get("type")
-    if isinstance(kind, list) and "null" in kind:
+    if isinstance(kind, list) and "null" in kind and not set(kind) >= ANY_JSON_TYPES:
         rest = [k for k in kind if k != "null"]
         prop["type"] = rest[0] if len(rest) == 1 else rest
     return prop

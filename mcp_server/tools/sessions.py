@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 
 from mcp_server.binding import current_call, short
 from mcp_server.runtime import runtime_of
-from mcp_server.tools.arguments import LeaseSeconds, SessionArg
+from mcp_server.tools.arguments import LeaseSeconds, SessionArg, SessionName
 from mcp_server.tools.factory import ToolSpec
 from mcp_server.tools.results import (
     EchoResult,
@@ -21,15 +21,27 @@ from mcp_server.tools.results import (
 log = logging.getLogger("mcp_server.sessions")
 
 
-async def session_open(ctx: Context, ttl_seconds: LeaseSeconds = None) -> SessionOpened:
+async def session_open(
+    ctx: Context, name: SessionName = None, ttl_seconds: LeaseSeconds = None
+) -> SessionOpened:
     rt = runtime_of(ctx)
     principal = rt.binder.principal()
-    session_id = await rt.store.open(principal, lease_seconds=ttl_seconds)
+    resumed = False
+    if name is None:
+        session_id = await rt.store.open(principal, lease_seconds=ttl_seconds)
+    else:
+        session_id, created = await rt.store.open_named(principal, name, ttl_seconds)
+        resumed = not created
     record = current_call.get()
     if record is not None:
         record.session = session_id
     log.info("session opened by handle session=%s", short(session_id))
-    return SessionOpened(session=session_id, expires_in=rt.store.lease_ms(ttl_seconds) // 1000)
+    expires_in = (await rt.store.touch(session_id, principal)) // 1000 if resumed else None
+    return SessionOpened(
+        session=session_id,
+        expires_in=expires_in or rt.store.lease_ms(ttl_seconds) // 1000,
+        resumed=resumed,
+    )
 
 
 async def session_close(ctx: Context, session: SessionArg = None) -> SessionClosed:
@@ -71,8 +83,8 @@ SESSION_TOOLS = (
         session_open,
         title="Open a session",
         description=(
-            "Open a new empty session and get its handle, to pass as session: stateless "
-            "clients call it first; sub-agents can share one handle."
+            "Get a handle to pass as session: a new empty session, or with name the named "
+            "one (opened or resumed; it outlives connections). Sub-agents can share one."
         ),
         bounds=lambda st: {"ttl_seconds": {"minimum": 1, "maximum": st.max_lease_seconds}},
     ),

@@ -110,8 +110,15 @@ class Backend(ABC):
 
     # sessions ----------------------------------------------------------------
     @abstractmethod
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        """Create an empty session owned by ``ref.principal``."""
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        """Create an empty session owned by ``ref.principal``; return True.
+
+        With ``keep`` (named sessions, whose id is derived from their name), a live
+        session with this id is kept as it is (its lease refreshed) and False is
+        returned: one atomic create-if-absent, so processes racing to open one name
+        get one session. A live session of another principal raises
+        ``SessionNotFoundError``.
+        """
 
     @abstractmethod
     async def touch(self, ref: SessionRef) -> int:
@@ -195,6 +202,12 @@ class Backend(ABC):
     @abstractmethod
     async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
         """This session's checkpoints, oldest first."""
+
+    @abstractmethod
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        """Retained checkpoints of ``ref.principal``'s sessions that have ended (what a
+        fresh session can restore after a restart), newest first, at most ``limit``.
+        ``ref`` must be a live session (``SessionNotFoundError`` otherwise)."""
 
     @abstractmethod
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool: ...

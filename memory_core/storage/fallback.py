@@ -106,6 +106,7 @@ class Op(Enum):
     READ = "read"  # reads a live session (and refreshes its lease)
     WRITE = "write"  # changes a live session
     OPEN = "open"  # creates a session
+    RESUME = "resume"  # creates a named session unless it exists (open_session(keep=True))
     CLOSE = "close"  # removes a session's live state
     COPY_OUT = "copy_out"  # exports a whole session
     COPY_IN = "copy_in"  # imports a whole session
@@ -120,7 +121,7 @@ class Op(Enum):
     @property
     def grows(self) -> bool:
         """May need more memory in the store (refused when it is full)."""
-        return self in (Op.WRITE, Op.OPEN, Op.COPY_IN)
+        return self in (Op.WRITE, Op.OPEN, Op.RESUME, Op.COPY_IN)
 
 
 def _failed(exc: StorageUnavailableError) -> str:
@@ -425,8 +426,21 @@ class CircuitBreakerBackend(Backend):
         self._lock_floor = max(1024, len(self._locks))
 
     # sessions ------------------------------------------------------------------------
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        await self._route(Op.OPEN, ref, lambda b: b.open_session(ref, lease_ms))
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        created = True
+
+        async def call(backend: Backend) -> bool:
+            nonlocal created
+            created = await backend.open_session(ref, lease_ms, keep=keep)
+            return created
+
+        async def follow(backend: Backend) -> bool:
+            # the mirror copies what Redis did: a kept session is copied on its next use
+            if created:
+                await backend.open_session(ref, lease_ms)
+            return created
+
+        return await self._route(Op.RESUME if keep else Op.OPEN, ref, call, follow=follow)
 
     async def touch(self, ref: SessionRef) -> int:
         return await self._route(Op.READ, ref, lambda b: b.touch(ref))
@@ -492,6 +506,9 @@ class CircuitBreakerBackend(Backend):
 
     async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
         return await self._route(Op.READ, ref, lambda b: b.list_checkpoints(ref))
+
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        return await self._route(Op.READ, ref, lambda b: b.list_earlier_checkpoints(ref, limit))
 
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         return await self._route(Op.WRITE, ref, lambda b: b.delete_checkpoint(ref, checkpoint_id))
@@ -659,11 +676,15 @@ class FallbackBackend(CircuitBreakerBackend):
             if sid in self._closed_in_outage:
                 raise SessionNotFoundError()
             raise StorageUnavailableError(OUTAGE_UNKNOWN_SESSION)
+        if op is Op.RESUME and not mirror.has_session(sid) and sid not in self._closed_in_outage:
+            # Redis may hold this named session: an empty one opened here would
+            # overwrite it on write-back
+            raise StorageUnavailableError(OUTAGE_UNKNOWN_SESSION)
         result = await call(mirror)
         if op is Op.CLOSE:
             if result:
                 self._dirty.discard(sid)
                 self._closed_in_outage[sid] = ref.principal
-        elif op in (Op.WRITE, Op.OPEN) or (op is Op.COPY_IN and result):
+        elif op in (Op.WRITE, Op.OPEN, Op.RESUME) or (op is Op.COPY_IN and result):
             self._dirty.add(sid)
         return result

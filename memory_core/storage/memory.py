@@ -22,7 +22,7 @@ from memory_core.errors import (
     NotFoundError,
     SessionNotFoundError,
 )
-from memory_core.keys import checkpoint_session
+from memory_core.keys import checkpoint_tag, session_tag
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
     MirrorBackend,
@@ -228,11 +228,16 @@ class MemoryBackend(MirrorBackend):
         return None if expires_at is None else expires_at - now
 
     # sessions --------------------------------------------------------------------
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
         now = self.clock.now_ms()
+        current = self._sessions.get(ref.session_id)
+        if keep and current is not None and current.expires_at > now:
+            self._session(ref)  # another principal's: not found; else refresh the lease
+            return False
         self._sessions[ref.session_id] = _Session(
             principal=ref.principal, lease_ms=lease_ms, expires_at=now + lease_ms
         )
+        return True
 
     async def touch(self, ref: SessionRef) -> int:
         sess, _ = self._session(ref)
@@ -413,15 +418,15 @@ class MemoryBackend(MirrorBackend):
         return info, evicted
 
     def _find_checkpoint(self, ref: SessionRef, checkpoint_id: str, now: int) -> _Checkpoint:
-        owner = checkpoint_session(checkpoint_id)
+        owner = checkpoint_tag(checkpoint_id)
         cp = self._checkpoints.get(checkpoint_id)
-        if cp is None or cp.expires_at <= now or cp.session_id != owner:
+        if cp is None or cp.expires_at <= now or session_tag(cp.session_id) != owner:
             raise CheckpointNotFoundError()
-        if owner == ref.session_id:
+        if cp.session_id == ref.session_id:
             return cp
         # Another session's checkpoint: only once that session has ended, and only
         # for the same principal (recovery after a crash or a disconnect).
-        other = self._sessions.get(owner)
+        other = self._sessions.get(cp.session_id)
         other_live = other is not None and other.expires_at > now
         if other_live or cp.principal != ref.principal:
             raise CheckpointNotFoundError()
@@ -448,14 +453,34 @@ class MemoryBackend(MirrorBackend):
             if cp.expires_at > now
         ]
 
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        _, now = self._session(ref)
+        found = []
+        for cid, cp in reversed(self._checkpoints.items()):  # newest first among equal times
+            if cp.principal != ref.principal or cp.expires_at <= now:
+                continue
+            owner = self._sessions.get(cp.session_id)
+            if owner is not None and owner.expires_at > now:
+                continue  # a live session's (this one's or another connection's)
+            found.append(
+                CheckpointInfo(
+                    checkpoint_id=cid,
+                    label=cp.label,
+                    created_at=ms_to_datetime(cp.created_ms),
+                    size=_size(cp.blob),
+                )
+            )
+        found.sort(key=lambda info: info.created_at, reverse=True)
+        return found[:limit]
+
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         _, now = self._session(ref)
         try:
-            owner = checkpoint_session(checkpoint_id)
+            owner = checkpoint_tag(checkpoint_id)
         except NotFoundError:
             return False
         cp = self._checkpoints.get(checkpoint_id)
-        if owner != ref.session_id or cp is None or cp.expires_at <= now:
+        if owner != session_tag(ref.session_id) or cp is None or cp.expires_at <= now:
             return False
         self._forget_checkpoint(checkpoint_id)
         return True

@@ -20,6 +20,7 @@ from memory_core import (
     ValueTooLargeError,
     WorkingMemory,
 )
+from memory_core.keys import principal_tag, session_tag
 from memory_core.storage.base import SessionRef
 from tests.support.redis_keys import prefixed_keys
 from tests.support.stores import Harness, HarnessFactory
@@ -373,9 +374,11 @@ async def test_teardown_removes_live_state_atomically(harness: Harness) -> None:
         await m.get("k")
     assert not await harness.store.close_session(m.session_id, "alice")
     left = await redis_keys(harness)
-    # Checkpoints keep their retention; the tombstone (one lease) keeps a mirror from
-    # putting the closed session back.
-    assert all(k.endswith((":cpm", ":meta:closed")) or ":cp:" in k for k in left), left
+    # what stays: the checkpoints, the principal's index that finds them after a restart,
+    # and the tombstone (one lease) that keeps a mirror from putting the session back
+    assert all(
+        k.endswith((":cpm", ":rcp", ":rcpm", ":meta:closed")) or ":cp:" in k for k in left
+    ), left
     if harness.raw is not None:
         assert any(cp in k for k in left)
         tombstone = next(k for k in left if k.endswith(":meta:closed"))
@@ -394,12 +397,16 @@ async def test_every_redis_key_has_a_ttl_within_the_lease(harness: Harness) -> N
     lease_ms = harness.store.config.lease_seconds * 1000
     retention_ms = harness.store.config.checkpoint_retention_seconds * 1000
     keys = await redis_keys(harness)
-    assert len(keys) == 6
+    assert len(keys) == 8
+    index = {f"{harness.prefix}:{{{principal_tag('alice')}}}:{name}" for name in ("rcp", "rcpm")}
+    assert index <= set(keys)
     for key in keys:
-        assert key.startswith(f"{harness.prefix}:{{{m.session_id}}}:")
+        if key not in index:
+            assert key.startswith(f"{harness.prefix}:{{{session_tag(m.session_id)}}}:")
         pttl = await harness.raw.pttl(key)
         assert pttl > 0, key
-        limit = retention_ms if (key.endswith(":cpm") or ":cp:" in key) else lease_ms
+        kept = key.endswith((":cpm", ":rcp", ":rcpm")) or ":cp:" in key
+        limit = retention_ms if kept else lease_ms
         assert pttl <= limit, key
 
 

@@ -425,3 +425,33 @@ async def test_write_back_keeps_writes_made_while_it_closes_sessions(
         assert await view.memory(late[0], "alice").get("k") == 1
     finally:
         await view.close()
+
+
+async def test_named_sessions_in_an_outage_never_overwrite_redis(
+    redis_server: RedisProcess, store_on: SessionStore, key_prefix: str
+) -> None:
+    other = fallback_store(redis_server.url, key_prefix)
+    await other.start()
+    for name in ("used here", "only elsewhere"):
+        sid, _ = await other.open_named("alice", name)
+        await other.memory(sid, "alice").set("kept", name)
+    await other.close()
+    used, created = await store_on.open_named("alice", "used here")
+    assert created is False and await store_on.memory(used, "alice").get("kept") == "used here"
+    redis_server.pause()  # hung: Redis keeps its data, the breaker opens
+    again, created = await store_on.open_named("alice", "used here")  # held by the mirror
+    assert (again, created) == (used, False)
+    await store_on.memory(used, "alice").set("outage", 1)
+    with pytest.raises(StorageUnavailableError):  # Redis may hold it: not opened empty here
+        await store_on.open_named("alice", "only elsewhere")
+    redis_server.resume()
+    await wait_mode(store_on, "redis")
+    view = await redis_view(redis_server.url, key_prefix)
+    try:
+        elsewhere, created = await view.open_named("alice", "only elsewhere")
+        assert created is False and await view.memory(elsewhere, "alice").get("kept") == (
+            "only elsewhere"
+        )
+        assert await view.memory(used, "alice").get("outage") == 1  # written back
+    finally:
+        await view.close()

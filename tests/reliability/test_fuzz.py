@@ -38,6 +38,7 @@ from mcp_server.runtime import build_store
 from mcp_server.server import create_server
 from mcp_server.settings import Settings
 from mcp_server.tools import TOOL_NAMES
+from memory_core.keys import session_tag
 from tests.reliability.conftest import FULL, scale
 from tests.reliability.fuzz_support import (
     CODE_RE,
@@ -69,8 +70,9 @@ BOB = "bob-token-" + "b" * 16
 MAX_BODY = 1024 * 1024
 OUTCOMES = Outcomes()
 KEY_RE_TEMPLATE = (
-    r"^{prefix}:\{{[A-Za-z0-9_-]{{22,64}}\}}:"
-    r"(meta|meta:closed|vars|exp|pad|cpm|cp:ck_[A-Za-z0-9_.-]+)$"
+    r"^{prefix}:(\{{[A-Za-z0-9_-]{{22}}\}}:"
+    r"(meta|meta:closed|vars|exp|pad|cpm|cp:ck_[A-Za-z0-9_.-]+)"
+    r"|\{{p[A-Za-z0-9_-]{{22}}\}}:(rcp|rcpm))$"
 )
 
 
@@ -257,10 +259,10 @@ async def inproc_target(kind: str, redis_url: str | None) -> AsyncIterator[Targe
                 stateless=era == "stateless",
                 ids={"<<PREFIX>>": prefix},
                 watchers=[(sentinel, f"memory://session/{handle}")],
-                secrets=[f"{prefix}:{{", "{" + handle + "}"],
+                secrets=[f"{prefix}:{{", "{" + handle + "}", "{" + session_tag(handle) + "}"],
             )
             unknown = secrets.token_urlsafe(24)  # same principal here: "other" is unknown
-            others = {"<<OTHER>>": unknown, "<<OTHER_CP>>": f"ck_{unknown}.{'A' * 22}"}
+            others = {"<<OTHER>>": unknown, "<<OTHER_CP>>": f"ck_{session_tag(unknown)}.{'A' * 22}"}
             await _prepare(target, sentinel, handle, closed, others)
             target.secrets.append("{" + target.ids["<<OWN>>"] + "}")
             yield target

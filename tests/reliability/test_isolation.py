@@ -32,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, ResourceUpdatedNotification
 
 from mcp_server.tools import TOOL_NAMES
+from memory_core.keys import session_tag
 from tests.reliability.conftest import FULL, scale
 from tests.reliability.load_support import ServerProcess, write_results
 from tests.support.redis_keys import delete_prefix_at
@@ -350,7 +351,7 @@ async def _steal(client: Client, victim: Owned) -> None:
     if client.protocol_version == "2026-07-28":
         own = (await call(client, "session_open", ttl_seconds=60))["session"]
     mine = {"session": own} if own else {}
-    forged = f"ck_{secrets.token_urlsafe(24)}.{secrets.token_urlsafe(16)}"
+    forged = f"ck_{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(16)}"  # a well-formed id
     for tool in ("checkpoint_restore", "checkpoint_delete"):
         stolen = answer(await client.call_tool(tool, {"checkpoint_id": victim.checkpoint, **mine}))
         baseline = answer(await client.call_tool(tool, {"checkpoint_id": forged, **mine}))
@@ -475,7 +476,7 @@ async def test_closed_and_expired_sessions_stay_gone(server: Server) -> None:
         await call(alice, "checkpoint_restore", checkpoint_id=checkpoint, session=fresh)
         assert (await call(alice, "memory_get", key="k", session=fresh))["value"] == 1
         bobs = (await call(bob, "session_open"))["session"]
-        forged = f"ck_{unknown}.{secrets.token_urlsafe(16)}"
+        forged = f"ck_{session_tag(unknown)}.{secrets.token_urlsafe(16)}"
         assert answer(
             await bob.call_tool(
                 "checkpoint_restore", {"checkpoint_id": checkpoint, "session": bobs}

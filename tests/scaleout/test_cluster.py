@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from memory_core import TaskState
+from memory_core.keys import session_tag
 from memory_core.storage.redis.layout import KeyLayout
 from tests.scaleout.conftest import build
 from tests.support.redis_keys import prefixed_keys
@@ -38,11 +39,16 @@ async def test_every_key_of_a_session_lands_in_the_slot_of_its_hash_tag(
     await m.set_task_state(TaskState(task_id="t"))
     checkpoint = await m.create_checkpoint("cp")
     assert h.raw is not None
-    keys = await prefixed_keys(h.raw, h.prefix)
+    everything = await prefixed_keys(h.raw, h.prefix)
     layout = KeyLayout(h.prefix)
+    # the principal's recovery index lives in its own slot (its own script)
+    index = layout.recent_checkpoints("alice")
+    assert set(index) <= set(everything)
+    assert len({redis_cluster.keyslot(k) for k in index}) == 1
+    keys = [k for k in everything if k not in index]
     # the KEYS every session script declares, plus the checkpoint blob cp_create writes
     assert keys == sorted([*layout.session_keys(sid), layout.checkpoint(sid, checkpoint)])
-    slot = redis_cluster.keyslot(f"{{{sid}}}")
+    slot = redis_cluster.keyslot(f"{{{session_tag(sid)}}}")
     assert {redis_cluster.keyslot(k) for k in keys} == {slot}
     owner = redis_cluster.master_of(slot)
     with client(owner.port) as node:
@@ -61,12 +67,12 @@ async def test_sessions_spread_over_the_masters_and_recover_across_them(
     await m.append_scratchpad("thought")
     checkpoint = await m.create_checkpoint()
     await h.store.close_session(old, "alice")
-    old_master = redis_cluster.master_of(redis_cluster.keyslot(f"{{{old}}}")).port
+    old_master = redis_cluster.master_of(redis_cluster.keyslot(f"{{{session_tag(old)}}}")).port
 
     masters = {old_master}
     for _ in range(24):
         sid = await h.store.open("alice")
-        master = redis_cluster.master_of(redis_cluster.keyslot(f"{{{sid}}}")).port
+        master = redis_cluster.master_of(redis_cluster.keyslot(f"{{{session_tag(sid)}}}")).port
         masters.add(master)
         if master != old_master:
             elsewhere = sid
@@ -84,7 +90,7 @@ async def test_scripts_reload_after_script_flush_on_every_master(
     sid = await h.store.open("alice")
     m = h.store.memory(sid, "alice")
     await m.set("k", "v")
-    owner = redis_cluster.master_of(redis_cluster.keyslot(f"{{{sid}}}"))
+    owner = redis_cluster.master_of(redis_cluster.keyslot(f"{{{session_tag(sid)}}}"))
     with client(owner.port) as node:
         assert cached_scripts(node) > 0
         assert h.raw is not None

@@ -39,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from memory_core import SessionStore, StorageUnavailableError, StoreConfig, backend_from_url
+from memory_core.keys import session_tag
 from memory_core.working_memory import WorkingMemory
 from tests.support.redis_proc import RedisProcess
 from tests.support.topology import (
@@ -188,7 +189,7 @@ async def test_sentinel_promotes_the_replica_and_no_acknowledged_write_is_lost(
     writer, m, store, _ = await _kill_master_while_writing(
         topo.url,
         key_prefix,
-        lambda sid: Fence(f"fence:{{{sid}}}", topo.master_port),
+        lambda sid: Fence(f"fence:{{{session_tag(sid)}}}", topo.master_port),
         lambda sid: topo.master(),
     )
     try:
@@ -205,7 +206,7 @@ async def test_cluster_replica_takes_over_and_no_acknowledged_write_is_lost(
     replica: list[RedisProcess] = []
 
     def master(sid: str) -> RedisProcess:
-        owner = topo.master_of(topo.keyslot(f"{{{sid}}}"))
+        owner = topo.master_of(topo.keyslot(f"{{{session_tag(sid)}}}"))
         replica.append(topo.replica_of(owner))
         return owner
 
@@ -213,13 +214,14 @@ async def test_cluster_replica_takes_over_and_no_acknowledged_write_is_lost(
         topo.url,
         key_prefix,
         lambda sid: Fence(
-            f"fence:{{{sid}}}", lambda: topo.master_of(topo.keyslot(f"{{{sid}}}")).port
+            f"fence:{{{session_tag(sid)}}}",
+            lambda: topo.master_of(topo.keyslot(f"{{{session_tag(sid)}}}")).port,
         ),
         master,
     )
     try:
         await _assert_recovered_and_nothing_acknowledged_lost("Cluster", writer, m, capsys)
-        assert topo.master_of(topo.keyslot(f"{{{m.session_id}}}")) is replica[0]
+        assert topo.master_of(topo.keyslot(f"{{{session_tag(m.session_id)}}}")) is replica[0]
     finally:
         await store.close()
 
@@ -239,7 +241,11 @@ async def test_a_dead_shard_does_not_stop_the_others(
     try:
         sids = [await store.open("alice") for _ in range(12)]
         dead = topo.master_of(0)
-        alive = next(s for s in sids if topo.master_of(topo.keyslot(f"{{{s}}}")).port != dead.port)
+        alive = next(
+            s
+            for s in sids
+            if topo.master_of(topo.keyslot(f"{{{session_tag(s)}}}")).port != dead.port
+        )
         await store.memory(alive, "alice").set("k", 1)
         topo.replica_of(dead).kill()
         dead.kill()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from memory_core import SessionStore, StorageUnavailableError, backend_from_url
+from memory_core.keys import session_tag
 from tests.scaleout.conftest import build
 from tests.support.stores import Harness
 from tests.support.topology import HOST, SentinelTopology, cached_scripts, client, wait_until
@@ -33,13 +34,13 @@ async def test_writes_go_to_the_named_master_and_reach_its_replica(
     master_port = redis_sentinel.master_port()
     raw = h.raw  # a plain client of that master
     assert raw is not None
-    vars_key = f"{h.prefix}:{{{sid}}}:vars"
+    vars_key = f"{h.prefix}:{{{session_tag(sid)}}}:vars"
     assert await raw.hgetall(vars_key) == {"a": '{"x":1}'}
     replica = next(p for p in redis_sentinel.processes[:2] if p.port != master_port)
     with client(replica.port) as node:
         assert node.info("replication")["role"] == "slave"
         wait_until(lambda: node.hgetall(vars_key) == {"a": '{"x":1}'}, 5, "replication")
-        assert node.lrange(f"{h.prefix}:{{{sid}}}:pad", 0, -1) == ["thought"]
+        assert node.lrange(f"{h.prefix}:{{{session_tag(sid)}}}:pad", 0, -1) == ["thought"]
 
 
 async def test_scripts_reload_after_script_flush_on_the_master(

@@ -26,6 +26,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
 
 from mcp_server.runtime import Runtime
+from memory_core.keys import session_tag
 from tests.support.child_env import ALL_TOOLS, measured
 from tests.support.results import tool_text
 
@@ -243,14 +244,14 @@ class StdioProcess:
 
 async def session_keys(raw_redis: Any, prefix: str, session_id: str) -> list[str]:
     """Every Redis key of a session (``<prefix>:{<session id>}:...``)."""
-    match = f"{prefix}:{{{session_id}}}:*"
+    match = f"{prefix}:{{{session_tag(session_id)}}}:*"
     return sorted([k async for k in raw_redis.scan_iter(match=match, count=1000)])
 
 
 async def live_keys(raw_redis: Any, prefix: str, session_id: str) -> list[str]:
     """Keys of the session's live state; checkpoints (``:cp:``, ``:cpm``) are kept on purpose,
     and so is the tombstone of a deliberate close (``:meta:closed``, one lease)."""
-    base = f"{prefix}:{{{session_id}}}:"
+    base = f"{prefix}:{{{session_tag(session_id)}}}:"
     return [
         k
         for k in await session_keys(raw_redis, prefix, session_id)

@@ -63,7 +63,7 @@ def test_every_setting_but_secrets_is_a_flag() -> None:
     for name in Settings.model_fields:
         flag = "--" + name.replace("_", "-")
         present = re.search(re.escape(flag) + r"(?![-\w])", help_text) is not None
-        assert present is (name != "auth_tokens"), name
+        assert present is (name not in ("auth_tokens", "metrics_token")), name
 
 
 def test_parse_tokens() -> None:
@@ -137,7 +137,7 @@ def test_store_url_selects_the_backend() -> None:
 def test_cli_refuses_unsafe_start(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("mcp_server.cli.configure_logging", lambda level: None)
+    monkeypatch.setattr("mcp_server.cli.configure_logging", lambda level, fmt: None)
     with pytest.raises(SystemExit) as exc:
         main(["--transport", "http", "--host", "0.0.0.0"])
     assert exc.value.code == 2

@@ -152,7 +152,10 @@ async def test_limits_are_enforced(make_settings: Any, mode: str) -> None:
         assert second["evicted"] == [first]
 
 
-async def test_stateless_call_without_handle_needs_a_session(server: WorkingMemoryServer) -> None:
+async def test_stateless_call_without_handle_needs_a_session(
+    server: WorkingMemoryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server.runtime.binder, "default_session", False)  # WM_DEFAULT_SESSION=off
     async with agent(server, "stateless") as a:
         a.handle = None
         for tool, args in (

@@ -77,11 +77,13 @@ async def test_streamable_and_sse_connections_are_isolated_and_torn_down(
 async def test_stateless_http_requests_use_handles(http: RunningServer) -> None:
     async with streamable_client(http.url, mode="auto") as client:
         assert client.protocol_version == "2026-07-28"
-        assert (await error(client, "memory_set", key="k", value=1)).startswith(
-            "SESSION_REQUIRED: "
-        )
+        # without a handle: the principal's default session, apart from every handle
+        await call(client, "memory_set", key="d", value=0)
+        assert (await call(client, "session_info"))["binding"] == "default"
         handle = (await call(client, "session_open"))["session"]
+        assert (await call(client, "memory_get", key="d", session=handle))["found"] is False
         await call(client, "memory_set", key="k", value=1, session=handle)
+        assert (await call(client, "memory_get", key="k"))["found"] is False
     async with streamable_client(http.url, mode="auto") as client:  # a later request
         assert (await call(client, "memory_get", key="k", session=handle))["value"] == 1
         assert await call(client, "session_close", session=handle) == {"closed": True}

@@ -16,6 +16,7 @@ from mcp.client.stdio import stdio_client
 
 from mcp_server.http import create_app
 from mcp_server.settings import Settings
+from memory_core.keys import session_tag
 from tests.server.e2e import ROOT, call, serve_in_thread, streamable_client
 from tests.support.child_env import ALL_TOOLS, measured
 from tests.support.redis_proc import RedisProcess
@@ -43,9 +44,10 @@ async def held_session_survives(client: Client, raw: aioredis.Redis, flush: str)
         await call(client, "memory_set", key="k2", value=2)
         info = await call(client, "session_info")
     assert info["session"] == session and info["mode"] == "redis"
-    keys = [k async for k in raw.scan_iter(f"*{{{session}}}:vars")]
+    tag = session_tag(session)
+    keys = [k async for k in raw.scan_iter(f"*{{{tag}}}:vars")]
     assert len(keys) == 1 and set(await raw.hkeys(keys[0])) == {"k", "k2"}
-    for key in [k async for k in raw.scan_iter(f"*{{{session}}}*")]:
+    for key in [k async for k in raw.scan_iter(f"*{{{tag}}}*")]:
         assert await raw.pttl(key) > 0, key
 
 

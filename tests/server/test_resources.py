@@ -72,7 +72,10 @@ async def test_state_by_handle_needs_a_live_handle_of_yours(
             await a.client.read_resource(uri)
 
 
-async def test_current_session_needs_a_connection(server: WorkingMemoryServer) -> None:
+async def test_current_session_needs_a_connection(
+    server: WorkingMemoryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server.runtime.binder, "default_session", False)
     async with agent(server, "stateless") as a:
         with pytest.raises(MCPError, match=r"^SESSION_REQUIRED: "):
             await a.client.read_resource("memory://session/current")

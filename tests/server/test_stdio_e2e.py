@@ -13,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from memory_core.keys import session_tag
 from tests.server.e2e import ROOT, StdioProcess, call, error, eventually, live_keys
 from tests.support.child_env import ALL_TOOLS, measured
 from tests.support.results import resource_text
@@ -40,17 +41,20 @@ async def _use_over_sdk_client(env: dict[str, str] | None = None) -> tuple[str, 
             info = await call(client, "session_info")
             assert info["binding"] == "process"
             state = await client.read_resource("memory://session/current")
-            assert info["session"] in resource_text(state)
+            text = resource_text(state)
+            assert '"binding":"process"' in text and "quokka" in text
+            assert info["session"] not in text  # only session_info hands out the handle
         errlog.seek(0)
         return info["session"], errlog.read()
 
 
 async def test_stdio_serves_tools_and_tears_down_at_end_of_input() -> None:
     session, log = await _use_over_sdk_client({"WM_LOG_LEVEL": "DEBUG"})
-    assert f"session ended session={session[:8]} reason=end of input" in log
-    assert f"tool=memory_set session={session[:8]} outcome=ok" in log
-    assert f"tool=memory_get session={session[:8]} outcome=INVALID_KEY" in log
-    assert session not in log  # only its first characters
+    tag = session_tag(session)[:8]  # logs name a session by its tag, never by its handle
+    assert f"session ended session={tag} reason=end of input" in log
+    assert f"tool=memory_set session={tag} outcome=ok" in log
+    assert f"tool=memory_get session={tag} outcome=INVALID_KEY" in log
+    assert session[:8] not in log
     assert "zebra" not in log and "quokka" not in log  # keys and values are never logged
 
 
@@ -72,7 +76,7 @@ def test_stdio_signal_tears_down_quickly(signum: signal.Signals) -> None:
         assert server.wait(TEARDOWN_BUDGET) == 0
         assert time.monotonic() - started < TEARDOWN_BUDGET
         log = server.stderr()
-        assert f"session ended session={session[:8]} reason={signum.name}" in log
+        assert f"session ended session={session_tag(session)[:8]} reason={signum.name}" in log
     finally:
         server.close()
 

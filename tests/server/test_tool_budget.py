@@ -108,6 +108,20 @@ async def test_schemas_are_lean(mode: str) -> None:
     assert len(session_phrasings) == 1 and len(next(iter(session_phrasings))) <= 80
 
 
+async def test_every_argument_has_a_type(mode: str) -> None:
+    """Schema checkers (the MCP Inspector's ``--strict``) warn about a property without a
+    ``type``; "any JSON value" is published as the list of every JSON type."""
+    answer = await tools_list(Settings(transport="http", tools="all"), mode)
+    for tool in answer["tools"]:
+        for name, prop in tool["inputSchema"]["properties"].items():
+            assert "type" in prop or "$ref" in prop, f"{tool['name']}.{name}"
+    (memory_set,) = [t for t in answer["tools"] if t["name"] == "memory_set"]
+    value = memory_set["inputSchema"]["properties"]["value"]
+    assert set(value["type"]) == {"object", "array", "string", "number", "boolean", "null"}
+    (memory_get,) = [t for t in answer["tools"] if t["name"] == "memory_get"]
+    assert memory_get["outputSchema"]["properties"]["value"]["type"] == value["type"]
+
+
 async def test_every_tool_stays_reachable(mode: str) -> None:
     """All tools listed is the larger answer; it still publishes every output schema."""
     answer = await tools_list(Settings(transport="http", tools="all"), mode)

@@ -188,7 +188,7 @@ async def test_checkpoints(server: WorkingMemoryServer, mode: str) -> None:
 
         assert await a.call("checkpoint_delete", checkpoint_id=cid) == {"deleted": True}
         assert await a.call("checkpoint_delete", checkpoint_id=cid) == {"deleted": False}
-        assert await a.call("checkpoint_list") == {"checkpoints": []}
+        assert (await a.call("checkpoint_list"))["checkpoints"] == []
 
 
 async def test_session_tools(server: WorkingMemoryServer, mode: str) -> None:

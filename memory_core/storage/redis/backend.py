@@ -58,7 +58,7 @@ from memory_core.errors import (
     StorageUnavailableError,
     WorkingMemoryError,
 )
-from memory_core.keys import checkpoint_session
+from memory_core.keys import checkpoint_tag, session_tag
 from memory_core.models import CheckpointInfo, Health, Usage, ms_to_datetime
 from memory_core.storage.base import (
     UNKNOWN_SERVER,
@@ -74,6 +74,9 @@ from memory_core.storage.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 VERIFY_SESSION = "verify"
+EARLIER_INDEX_SIZE = 64
+"""Checkpoints a principal's recovery index keeps (the newest; older ones still restore
+by id for their retention time, they are just not listed)."""
 """A session id no session ever has (real ids are long and random): ``verify`` runs a
 script on it to learn whether Redis lets this server run scripts at all."""
 
@@ -365,8 +368,9 @@ class RedisBackend(PrimaryBackend):
         return await self._eval(name, self.layout.session_keys(session_id), args)
 
     # sessions --------------------------------------------------------------------
-    async def open_session(self, ref: SessionRef, lease_ms: int) -> None:
-        await self._run("open", ref.session_id, ref.principal, lease_ms)
+    async def open_session(self, ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        opened = await self._run("open", ref.session_id, ref.principal, lease_ms, int(keep))
+        return bool(opened)
 
     async def touch(self, ref: SessionRef) -> int:
         return int(await self._run("touch", ref.session_id, ref.principal))
@@ -473,18 +477,32 @@ class RedisBackend(PrimaryBackend):
             created_at=ms_to_datetime(int(result[0])),
             size=int(result[1]),
         )
-        return info, [str(x) for x in result[2:]]
+        evicted = [str(x) for x in result[2:]]
+        try:
+            # another slot than the session's, so a second script: best effort, since
+            # the checkpoint exists and restores by id whether or not it is indexed
+            await self._eval(
+                "cp_index", self.layout.recent_checkpoints(ref.principal),
+                (checkpoint_id, int(result[0]), int(result[1]), label or "",
+                 self.config.checkpoint_retention_seconds * 1000, EARLIER_INDEX_SIZE, *evicted),
+            )  # fmt: skip
+        except WorkingMemoryError as exc:
+            log.warning(
+                "checkpoint not indexed for recovery error=%s; it is not listed after restarts",
+                exc.code,
+            )
+        return info, evicted
 
     async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
-        owner = checkpoint_session(checkpoint_id)
+        owner = checkpoint_tag(checkpoint_id)
         sid = ref.session_id
         blob = ""
-        if owner != sid:
+        if owner != session_tag(sid):
             # Recovery from an ended session of the same principal: read the immutable
             # snapshot under the owner's hash tag, then apply it in this session's slot.
             found = await self._eval(
                 "cp_read",
-                [self.layout.meta(owner), self.layout.checkpoint(owner, checkpoint_id)],
+                [self.layout.tag_meta(owner), self.layout.tag_checkpoint(owner, checkpoint_id)],
                 (ref.principal,),
             )
             if found is None:
@@ -511,10 +529,41 @@ class RedisBackend(PrimaryBackend):
         ordered.sort(key=lambda pair: pair[0])
         return [info for _, info in ordered]
 
+    async def list_earlier_checkpoints(self, ref: SessionRef, limit: int) -> list[CheckpointInfo]:
+        await self.touch(ref)
+        flat = await self._eval(
+            "cp_recent", self.layout.recent_checkpoints(ref.principal), (EARLIER_INDEX_SIZE,)
+        )
+        own = session_tag(ref.session_id)
+        found: list[CheckpointInfo] = []
+        for i in range(0, len(flat), 2):
+            if len(found) >= limit:
+                break
+            checkpoint_id = str(flat[i])
+            try:
+                tag = checkpoint_tag(checkpoint_id)
+            except NotFoundError:
+                continue
+            if tag == own:
+                continue
+            keys = [self.layout.tag_meta(tag), self.layout.tag_checkpoint(tag, checkpoint_id)]
+            if not await self._eval("cp_peek", keys, ()):
+                continue  # its session still lives, or the snapshot is gone
+            created, size, label = str(flat[i + 1]).split("|", 2)
+            found.append(
+                CheckpointInfo(
+                    checkpoint_id=checkpoint_id,
+                    label=label or None,
+                    created_at=ms_to_datetime(int(created)),
+                    size=int(size),
+                )
+            )
+        return found
+
     async def delete_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> bool:
         sid = ref.session_id
         try:
-            if checkpoint_session(checkpoint_id) != sid:
+            if checkpoint_tag(checkpoint_id) != session_tag(sid):
                 await self.touch(ref)
                 return False
         except NotFoundError:

@@ -33,7 +33,7 @@ SESSION_SCRIPTS = (
     "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
     "cp_list", "cp_delete", "export", "import", "import_stage", "import_commit", "closed",
 )  # fmt: skip
-STANDALONE_SCRIPTS = ("cp_read",)
+STANDALONE_SCRIPTS = ("cp_read", "cp_peek", "cp_index", "cp_recent")
 
 # code -> the exception for the reply's arguments
 SCRIPT_ERRORS: dict[str, Callable[[list[str]], WorkingMemoryError]] = {

@@ -37,13 +37,14 @@ script (SCRIPT LOAD goes to every master) and retries.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
@@ -205,11 +206,15 @@ def _pool_options() -> dict[str, Any]:
     """Turn redis-py's maintenance notifications off (a Redis Enterprise feature we do
     not use): while they are on "auto" (redis-py 8's default with RESP3) the pool skips
     its check that a pooled connection is still alive, so after a Redis restart every
-    pooled connection fails its next command once."""
+    pooled connection fails its next command once. redis-py 7 has them in its sync
+    client only: its asyncio connections take no such option (and have nothing to turn
+    off)."""
     try:
         from redis.maint_notifications import MaintNotificationsConfig
     except ImportError:  # pragma: no cover - redis-py before maintenance notifications
         return {}
+    if "maint_notifications_config" not in inspect.signature(AbstractConnection).parameters:
+        return {}  # pragma: no cover - redis-py 7 (`make lowest`)
     return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
