@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="where subscription notifications fan out: redis (pub/sub, across "
         "replicas), memory (this process only); auto: redis for HTTP with a Redis URL",
     )
+    require_noeviction: bool = Field(
+        False,
+        description="refuse to start when Redis's maxmemory-policy evicts keys (any policy "
+        "but noeviction); unset: start and log a warning",
+    )
     connect_timeout: float = Field(0.25, gt=0, description="Redis connect timeout, seconds")
     command_timeout: float = Field(0.5, gt=0, description="Redis command timeout, seconds")
     key_prefix: str = Field(
@@ -318,5 +323,6 @@ class Settings(BaseSettings):
             max_lease_seconds=self.max_lease_seconds,
             checkpoint_retention_seconds=self.checkpoint_retention_seconds,
             key_prefix=self.key_prefix,
+            require_noeviction=self.require_noeviction,
             limits=self.limits(),
         )

@@ -47,4 +47,9 @@ class StoreConfig(BaseModel):
         24 * 3600, ge=1, description="how long checkpoints outlive their session"
     )
     key_prefix: str = Field("wm", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    require_noeviction: bool = Field(
+        False,
+        description="refuse to start on a Redis whose maxmemory-policy evicts keys "
+        "(default: start and warn)",
+    )
     limits: Limits = Field(default_factory=Limits)

@@ -247,6 +247,24 @@ class PrimaryBackend(Backend):
         store does not answer; ``UNKNOWN_SERVER`` when it answers but does not say who
         it is (for instance an ACL that denies Redis ``INFO``)."""
 
+    async def check_eviction(self) -> None:
+        """At startup: warn when the store may evict session keys under memory pressure,
+        or raise ``StorageMisconfiguredError`` when ``config.require_noeviction`` is set.
+        Quiet when the store does not say (for instance a denied ``CONFIG``)."""
+
+    async def closed_recently(self, session_id: str) -> bool:
+        """Was the session closed on purpose within its last lease (so a mirror must not
+        put it back)? False when the store keeps no record of closes."""
+        return False
+
+    async def restore_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
+        """Write a mirror's copy back (``import_session``), unless the session was closed
+        on purpose meanwhile (``closed_recently``), however large the session: a store
+        that bounds its calls writes it in bounded pieces. True if written."""
+        if await self.closed_recently(state.session_id):
+            return False
+        return await self.import_session(state, only_if_missing=only_if_missing)
+
     @abstractmethod
     async def drop_idle_connections(self) -> None:
         """Close the pooled connections not in use. After an outage they may lead to a

@@ -19,11 +19,16 @@ How it works:
   mirror, without an error to the caller, and the sessions they change are marked
   dirty. No Redis call is made on the request path while the breaker is open.
 * **Recovery.** A background probe PINGs Redis with backoff. When it answers, every
-  dirty session is written back as a whole (one atomic script per session), every
+  dirty session is written back as a whole (``PrimaryBackend.restore_session``: in
+  bounded pieces, swapped in at once, never a session closed on purpose), every
   other mirrored session is written only if Redis lost it (restarted empty), sessions
   torn down during the outage are torn down in Redis, and only then the breaker
   closes. If two processes wrote the same session during an outage, the last one to
   write back wins for that session as a whole.
+* **Lost keys.** Redis answering "no such session" for a session the mirror holds live
+  is told apart from a deliberate close by the tombstone a close leaves for one lease
+  (``PrimaryBackend.closed_recently``): lost (FLUSHDB, eviction), it is put back at once
+  and the call runs again; closed, the mirror forgets it (``_put_back_lost``).
 * **Not an outage.** Only an outage trips the breaker. A store that refuses this server
   (``StorageMisconfiguredError``: credentials, permissions, database, protocol) fails
   the call with that error and marks health unhealthy until a call, the probe or a
@@ -83,6 +88,16 @@ OUTAGE_UNKNOWN_SESSION = (
 
 
 STORE_FULL_CAUSE = "Redis is out of memory (maxmemory reached) and refuses writes"
+
+
+EXPIRY_MARGIN_MS = 2000
+"""A session the mirror holds for less than this may simply have expired in Redis: the
+scripts refresh a lease at most once a second (``refresh_read``), the mirror on every
+call, so Redis can end a lease up to a second earlier."""
+
+
+class _RestartedAndLost(Exception):
+    """Redis lost a held session because it restarted or failed over (new ``run_id``)."""
 
 
 class Op(Enum):
@@ -167,6 +182,8 @@ class CircuitBreakerBackend(Backend):
         self._server_id = await self.primary.server_id()
         if self._server_id is None or not await self.primary.verify():
             self._trip("Redis is unreachable at startup")
+            return
+        await self.primary.check_eviction()
 
     async def close(self) -> None:
         await self._stop_probing()
@@ -264,7 +281,7 @@ class CircuitBreakerBackend(Backend):
                 log.warning("write-back refused: %s; still serving from memory", STORE_FULL_CAUSE)
                 continue
             except StorageUnavailableError:
-                log.info("write-back interrupted; Redis went away again")
+                log.warning("write-back interrupted (Redis went away again); retrying")
                 continue
             except Exception:  # pragma: no cover - keep probing whatever happens
                 log.exception("write-back failed")
@@ -325,9 +342,7 @@ class CircuitBreakerBackend(Backend):
     async def _dispatch(self, op: Op, ref: SessionRef, call: Call[T], follow: Call[Any]) -> T:
         if self._redis_up:
             try:
-                if op.on_live_session:
-                    await self._ensure_mirrored(ref.session_id)
-                result = await call(self.primary)
+                result = await self._on_redis(op, ref, call)
             except StorageUnavailableError as exc:
                 self._trip(_failed(exc))
             except StorageMisconfiguredError as exc:
@@ -339,9 +354,7 @@ class CircuitBreakerBackend(Backend):
             except StorageInternalError:
                 self._diverged(ref.session_id)
                 raise
-            except SessionNotFoundError:
-                if not (op.on_live_session and await self._lost_by_restart(ref.session_id)):
-                    raise
+            except _RestartedAndLost:
                 self._trip("Redis restarted and lost sessions held here")
             else:
                 self._accepted(op)
@@ -351,6 +364,18 @@ class CircuitBreakerBackend(Backend):
         if refused is not None:
             raise refused  # Redis answers but refuses us: no silent fallback
         return await self._serve_open(op, ref, call)
+
+    async def _on_redis(self, op: Op, ref: SessionRef, call: Call[T]) -> T:
+        """Run ``call`` on Redis; a live session Redis lost but the mirror holds is put
+        back first (``_put_back_lost``) and the call run once more."""
+        if op.on_live_session:
+            await self._ensure_mirrored(ref.session_id)
+        try:
+            return await call(self.primary)
+        except SessionNotFoundError:
+            if not (op.on_live_session and await self._put_back_lost(ref.session_id)):
+                raise
+        return await call(self.primary)
 
     # what the mirror adds (FallbackBackend); without one these do nothing ----------------
     def _reads_unlocked(self, session_id: str) -> bool:
@@ -364,8 +389,11 @@ class CircuitBreakerBackend(Backend):
     async def _ensure_mirrored(self, session_id: str) -> None:
         """Copy a session opened elsewhere into the mirror before its first use here."""
 
-    async def _lost_by_restart(self, session_id: str) -> bool:
-        """Did Redis lose a session the mirror holds by restarting?"""
+    async def _put_back_lost(self, session_id: str) -> bool:
+        """Redis does not know a live session: if it lost it while the mirror holds it,
+        put it back and return True (raise ``_RestartedAndLost`` when Redis restarted:
+        the outage path then puts back every held session). Without a mirror nothing
+        can be put back: the call answers "session not found"."""
         return False
 
     async def _follow(self, op: Op, ref: SessionRef, follow: Call[Any], result: object) -> None:
@@ -528,6 +556,7 @@ class FallbackBackend(CircuitBreakerBackend):
             probe_max_seconds=probe_max_seconds,
         )
         self.mirror: MirrorBackend = mirror
+        self.lost_sessions_restored = 0
         self._dirty: set[str] = set()
         self._closed_in_outage: dict[str, str] = {}
 
@@ -549,15 +578,23 @@ class FallbackBackend(CircuitBreakerBackend):
         while first or self._dirty or self._closed_in_outage:
             targets = mirror.session_ids() if first and restarted else list(self._dirty)
             first = False
-            for sid in targets:
+            if targets:
+                log.warning("write-back: %d session(s) to check or write", len(targets))
+            for done, sid in enumerate(targets, 1):
                 async with self._lock(sid):
                     dirty = sid in self._dirty
                     copy = await mirror.export_session(sid)
-                    if copy is not None and await self.primary.import_session(
+                    # In bounded pieces, never a session closed on purpose meanwhile.
+                    if copy is not None and await self.primary.restore_session(
                         copy, only_if_missing=not dirty
                     ):
                         written += 1
                     self._dirty.discard(sid)
+                if done % 100 == 0 or done == len(targets):
+                    log.warning(
+                        "write-back: %d/%d session(s) done, %d written", done, len(targets),
+                        written,
+                    )  # fmt: skip
             for sid, principal in list(self._closed_in_outage.items()):
                 await self.primary.close_session(SessionRef(sid, principal))
                 self._closed_in_outage.pop(sid, None)
@@ -576,16 +613,42 @@ class FallbackBackend(CircuitBreakerBackend):
         if copy is not None:
             await self.mirror.import_session(copy, only_if_missing=False)
 
-    async def _lost_by_restart(self, session_id: str) -> bool:
-        """Redis does not know a session the mirror holds live: was it lost because Redis
-        restarted (or failed over) between two calls, so quickly that no call saw it
-        down? Then the outage path puts it back (serve from the mirror, write back).
-        Otherwise (same Redis process) it was closed or expired elsewhere: Redis is the
-        truth."""
-        if not self.mirror.has_session(session_id):
+    async def _put_back_lost(self, session_id: str) -> bool:
+        """Redis does not know a session the mirror holds live. Lost (a restart, a
+        failover to a lagging replica, FLUSHDB/FLUSHALL, eviction), or ended on purpose?
+
+        * closed on purpose, by any process, within its last lease (Redis keeps a
+          tombstone for a lease): Redis is the truth, the mirror forgets it;
+        * within a second or two of the end of its lease here: it expired (Redis may
+          refresh a lease up to a second less often than the mirror), not lost;
+        * Redis restarted or failed over: ``_RestartedAndLost``, so the outage path
+          serves it and writes back every held session Redis lacks;
+        * otherwise (same Redis process): put this session back now, in pieces, and
+          let the call run again. Other lost sessions come back on their next call.
+        """
+        mirror = self.mirror
+        if not mirror.has_session(session_id):
+            return False
+        if await self.primary.closed_recently(session_id):
+            mirror.forget_session(session_id)
+            return False
+        copy = await mirror.export_session(session_id)
+        if copy is None or copy.expires_in_ms <= EXPIRY_MARGIN_MS:
             return False
         server_id = await self.primary.server_id()
-        return server_id != self._server_id
+        if server_id is None:
+            raise StorageUnavailableError()
+        if server_id != self._server_id:
+            raise _RestartedAndLost()
+        if not await self.primary.restore_session(copy, only_if_missing=True):
+            # Closed meanwhile (or put back by a concurrent call): ask Redis again.
+            return True
+        log.warning(
+            "Redis lost the keys of a session held here (same Redis process: FLUSHDB, "
+            "eviction or a deleted key); restored it from the in-process copy"
+        )
+        self.lost_sessions_restored += 1
+        return True
 
     async def _follow(self, op: Op, ref: SessionRef, follow: Call[Any], result: object) -> None:
         """Apply an operation Redis acknowledged to the mirror (or just refresh its lease)."""

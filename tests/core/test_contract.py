@@ -374,10 +374,15 @@ async def test_teardown_removes_live_state_atomically(harness: Harness) -> None:
         await m.get("k")
     assert not await harness.store.close_session(m.session_id, "alice")
     left = await redis_keys(harness)
-    # what stays: the checkpoints, and the principal's index that finds them after a restart
-    assert all(k.endswith((":cpm", ":rcp", ":rcpm")) or ":cp:" in k for k in left), left
+    # what stays: the checkpoints, the principal's index that finds them after a restart,
+    # and the tombstone (one lease) that keeps a mirror from putting the session back
+    assert all(
+        k.endswith((":cpm", ":rcp", ":rcpm", ":meta:closed")) or ":cp:" in k for k in left
+    ), left
     if harness.raw is not None:
         assert any(cp in k for k in left)
+        tombstone = next(k for k in left if k.endswith(":meta:closed"))
+        assert 0 < await harness.raw.pttl(tombstone) <= harness.store.config.lease_seconds * 1000
 
 
 async def test_every_redis_key_has_a_ttl_within_the_lease(harness: Harness) -> None:

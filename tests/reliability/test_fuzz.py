@@ -70,7 +70,8 @@ BOB = "bob-token-" + "b" * 16
 MAX_BODY = 1024 * 1024
 OUTCOMES = Outcomes()
 KEY_RE_TEMPLATE = (
-    r"^{prefix}:(\{{[A-Za-z0-9_-]{{22}}\}}:(meta|vars|exp|pad|cpm|cp:ck_[A-Za-z0-9_.-]+)"
+    r"^{prefix}:(\{{[A-Za-z0-9_-]{{22}}\}}:"
+    r"(meta|meta:closed|vars|exp|pad|cpm|cp:ck_[A-Za-z0-9_.-]+)"
     r"|\{{p[A-Za-z0-9_-]{{22}}\}}:(rcp|rcpm))$"
 )
 

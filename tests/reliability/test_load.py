@@ -274,7 +274,8 @@ async def _health(url: str) -> dict[str, Any]:
 
 async def _live_keys(raw_redis: Any, prefix: str) -> list[str]:
     keys = await prefixed_keys(raw_redis, prefix)
-    return [k for k in keys if not k.rsplit("}:", 1)[-1].startswith("cp")]
+    # checkpoints and the tombstone of a deliberate close (one lease) are kept on purpose
+    return [k for k in keys if not k.rsplit("}:", 1)[-1].startswith(("cp", "meta:closed"))]
 
 
 # --- fixtures ------------------------------------------------------------------------

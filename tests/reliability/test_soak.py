@@ -53,7 +53,7 @@ from tests.reliability.chaos_support import (
 )
 from tests.reliability.conftest import FULL, scale
 from tests.reliability.soak_support import MiB, Soak, Worker
-from tests.support.redis_keys import prefixed_keys
+from tests.support.redis_keys import state_keys
 from tests.support.redis_proc import RedisProcess
 
 # Allowed growth from the warm baseline to the end. CPython keeps freed memory in its
@@ -120,7 +120,7 @@ async def test_soak_connect_use_disconnect(
 
                 async def settled() -> bool:
                     last.update(
-                        keys=len(await prefixed_keys(raw, key_prefix)),
+                        keys=len(await state_keys(raw, key_prefix)),
                         http=(await read_health(health))["sessions_open"],
                         inproc=await worker.request(cmd="snapshot"),
                     )
@@ -134,7 +134,7 @@ async def test_soak_connect_use_disconnect(
                 async def snapshot() -> dict[str, Any]:
                     return {
                         "seconds": round(time.monotonic() - started, 1),
-                        "redis_keys": len(await prefixed_keys(raw, key_prefix)),
+                        "redis_keys": len(await state_keys(raw, key_prefix)),
                         "redis_used_memory_mib": round(
                             int((await raw.info("memory"))["used_memory"]) / MiB, 2
                         ),

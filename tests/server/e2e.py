@@ -249,10 +249,11 @@ async def session_keys(raw_redis: Any, prefix: str, session_id: str) -> list[str
 
 
 async def live_keys(raw_redis: Any, prefix: str, session_id: str) -> list[str]:
-    """Keys of the session's live state; checkpoints (``:cp:``, ``:cpm``) are kept on purpose."""
+    """Keys of the session's live state; checkpoints (``:cp:``, ``:cpm``) are kept on purpose,
+    and so is the tombstone of a deliberate close (``:meta:closed``, one lease)."""
     base = f"{prefix}:{{{session_tag(session_id)}}}:"
     return [
         k
         for k in await session_keys(raw_redis, prefix, session_id)
-        if not k.startswith(base + "cp")
+        if not k.startswith(base + "cp") and k != base + "meta:closed"
     ]

@@ -203,7 +203,9 @@ async def test_redis_teardown_on_disconnect(
 
         await eventually(gone)
         kept = await session_keys(raw_redis, key_prefix, session)
-        assert kept and all(":cp" in k for k in kept)  # checkpoints outlive the session
+        assert kept and all(
+            ":cp" in k or k.endswith(":meta:closed") for k in kept
+        )  # cps outlive it
 
 
 async def test_redis_stateless_handles_survive_between_requests(

@@ -198,3 +198,27 @@ async def test_a_runtime_shutting_down_is_not_ready() -> None:
         response = await http.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "not ready", "failure": "shutting_down"}
+
+
+def test_the_cli_refuses_an_evicting_policy_when_asked_to(redis_server: RedisProcess) -> None:
+    redis_server.stop()
+    redis_server.extra_args = ["--maxmemory-policy", "volatile-lru"]
+    redis_server.start()
+    env = {"PATH": "", "WM_REDIS_URL": redis_server.url, "PYTHONPATH": str(ROOT)}
+    strict = subprocess.run(
+        [sys.executable, "-m", "mcp_server", "--require-noeviction"],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert strict.returncode == 2 and strict.stdout == ""
+    lines = strict.stderr.splitlines()
+    assert len(lines) == 1, strict.stderr
+    assert "cannot start" in lines[0] and "maxmemory-policy volatile-lru" in lines[0]
+    # Without the setting it starts (and warns), then ends with its input.
+    lenient = subprocess.run(
+        [sys.executable, "-m", "mcp_server"],
+        env={**env, "WM_LOG_LEVEL": "WARNING"}, stdin=subprocess.DEVNULL, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert lenient.returncode == 0, lenient.stderr
+    assert "maxmemory-policy volatile-lru" in lenient.stderr

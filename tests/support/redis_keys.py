@@ -24,6 +24,12 @@ async def prefixed_keys(client: RawRedis, prefix: str) -> list[str]:
     return sorted([k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)])
 
 
+async def state_keys(client: RawRedis, prefix: str) -> list[str]:
+    """``prefixed_keys`` without the tombstones of deliberate closes (``:meta:closed``, kept
+    one lease on purpose so a mirror never puts a closed session back)."""
+    return [k for k in await prefixed_keys(client, prefix) if not k.endswith(":meta:closed")]
+
+
 async def delete_prefix(client: RawRedis, prefix: str) -> int:
     """Delete every key under ``prefix`` (in bounded batches); returns how many."""
     deleted = 0

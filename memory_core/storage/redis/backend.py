@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +69,7 @@ from memory_core.storage.base import (
 )
 from memory_core.storage.redis import scripts, topology
 from memory_core.storage.redis.layout import KeyLayout
+from memory_core.storage.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,19 @@ by id for their retention time, they are just not listed)."""
 """A session id no session ever has (real ids are long and random): ``verify`` runs a
 script on it to learn whether Redis lets this server run scripts at all."""
 
+
+WRITE_BACK_PIECE_BYTES = 256 * 1024
+"""The most payload one write-back call carries. A session within the limits can hold
+hundreds of MiB (8 MiB of variables, 32 checkpoints as large): sent as one call it
+outlasts any command timeout. 256 KiB takes Redis about a millisecond to apply (far
+under the 0.5 s command timeout even on a loaded host) and holds the largest variable
+(``max_value_bytes`` 64 KiB plus its key) or scratchpad entry whole; checkpoint blobs
+are split (APPEND)."""
+
+STAGING_TTL_MS = 5 * 60 * 1000
+"""How long one write-back attempt's staged keys live: an attempt abandoned halfway (Redis
+went away, the process died) leaves nothing without a TTL, and its commit finds the
+staging incomplete rather than writing half a session."""
 
 _DRIVER_ERRORS = (RedisError, RedisClusterException, OSError)
 """What the driver raises. RedisClusterException is not a RedisError: the cluster client
@@ -96,6 +112,9 @@ _CONFIG_REPLIES = {
     "invalid DB index": "the database number in the URL does not exist on this Redis",
     "unknown command": "a command this server needs is disabled or renamed on this Redis",
     "MISCONF": "Redis refuses writes because it cannot persist to disk (MISCONF)",
+    # A script calling a command the ACL denies (the error reply carries no NOPERM code).
+    "can't run this command": "the Redis user lacks a permission this server needs "
+    "(a command a script calls; see the README's ACL line)",
 }
 """Error replies that no retry fixes (substring -> cause)."""
 
@@ -249,6 +268,42 @@ class RedisBackend(PrimaryBackend):
         except StorageUnavailableError:
             return False
         return True  # pragma: no cover - the session never exists
+
+    async def check_eviction(self) -> None:
+        policy = await self.eviction_policy()
+        if policy is None or policy == "noeviction":
+            return
+        cause = (
+            f"Redis may evict session keys under memory pressure (maxmemory-policy {policy}); "
+            "set maxmemory-policy noeviction"
+        )
+        if self.config.require_noeviction:
+            raise StorageMisconfiguredError(cause + " or unset WM_REQUIRE_NOEVICTION", self.target)
+        log.warning(
+            "%s. Evicted keys are restored from this process's memory only while it holds "
+            "the session (and with fallback on); otherwise that data is lost. Set "
+            "WM_REQUIRE_NOEVICTION=true to refuse to start instead.",
+            cause,
+        )
+
+    async def eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy``, or None when it does not say: ``CONFIG`` is in
+        @dangerous, which the least-privilege ACL denies (nothing to warn about then:
+        the operator chose not to let this server look)."""
+        try:
+            found: Any = await self.client.config_get("maxmemory-policy")
+        except _DRIVER_ERRORS as exc:
+            log.debug("cannot read maxmemory-policy: %s", type(exc).__name__)
+            return None
+        if isinstance(found, dict) and isinstance(found.get("maxmemory-policy"), str):
+            return str(found["maxmemory-policy"])
+        if isinstance(found, dict):  # a cluster client answers per node
+            policies = sorted(
+                {str(v.get("maxmemory-policy")) for v in found.values() if isinstance(v, dict)}
+            )
+            evicting = [p for p in policies if p not in {"noeviction", "None"}]
+            return evicting[0] if evicting else (policies[0] if policies else None)
+        return None
 
     async def _raise_misconfigured(self, exc: BaseException) -> None:
         """Raise the configuration error ``exc`` stands for; return for an outage."""
@@ -548,6 +603,65 @@ class RedisBackend(PrimaryBackend):
             ],
         )
 
+    async def closed_recently(self, session_id: str) -> bool:
+        return bool(await self._run("closed", session_id))
+
+    async def restore_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
+        """Stage the session under a fresh token in pieces of at most
+        ``WRITE_BACK_PIECE_BYTES`` (``import_stage.lua``), then swap it in with one
+        commit (``import_commit.lua``) that writes nothing if the session was closed on
+        purpose (tombstone) or, with ``only_if_missing``, exists. Idempotent: a retry
+        stages afresh, and Redis holds the whole session or none of it."""
+        stage = self.layout.staging(state.session_id, uuid.uuid4().hex[:16])
+        try:
+            return await self._stage_and_commit(state, stage, only_if_missing=only_if_missing)
+        except WorkingMemoryError:
+            # Full, or gone away: free what was staged now if Redis lets us (a full store
+            # would otherwise stay full with it), else its TTL does.
+            ids = [cp.checkpoint_id for cp in state.checkpoints]
+            names = [stage + part for part in ("meta", "vars", "exp", "pad")]
+            with contextlib.suppress(*_DRIVER_ERRORS):
+                await self.client.delete(*names, *(f"{stage}cp:{cid}" for cid in ids))
+            raise
+
+    async def _stage_and_commit(
+        self, state: SessionCopy, stage: str, *, only_if_missing: bool
+    ) -> bool:
+        sid = state.session_id
+        head = (stage, STAGING_TTL_MS)
+        staged = 0
+        variables = [
+            (key, value, -1 if ttl is None else ttl)
+            for key, (value, ttl) in state.variables.items()
+        ]
+        for piece in _pieces(variables, lambda item: _utf8(item[0]) + _utf8(item[1])):
+            await self._run("import_stage", sid, *head, "v", *[x for item in piece for x in item])
+            staged += len(piece)
+        for entries in _pieces(state.scratchpad, _utf8):
+            await self._run("import_stage", sid, *head, "p", *entries)
+            staged += len(entries)
+        checkpoints: list[Any] = []
+        for cp in state.checkpoints:
+            if cp.expires_in_ms <= 0:
+                continue
+            blob = cp.blob.encode("utf-8")
+            for at in range(0, len(blob), WRITE_BACK_PIECE_BYTES):
+                part = blob[at : at + WRITE_BACK_PIECE_BYTES]  # APPEND rejoins split UTF-8
+                await self._run("import_stage", sid, *head, "c", cp.checkpoint_id, part)
+            label = Snapshot.from_json(cp.blob).label or ""
+            checkpoints += [cp.checkpoint_id, cp.created_ms, cp.expires_in_ms, len(blob), label]
+        done = int(
+            await self._run(
+                "import_commit", sid, "1" if only_if_missing else "0", state.principal,
+                state.lease_ms, max(1, state.expires_in_ms), state.task or "",
+                self.layout.checkpoint_base(sid), stage, staged, len(checkpoints) // 5,
+                *checkpoints,
+            )
+        )  # fmt: skip
+        if done < 0:  # staged keys expired before the commit: Redis lost them meanwhile
+            raise StorageUnavailableError()
+        return done == 1
+
     async def import_session(self, state: SessionCopy, *, only_if_missing: bool) -> bool:
         sid = state.session_id
         args: list[Any] = [
@@ -563,3 +677,23 @@ class RedisBackend(PrimaryBackend):
         for cp in state.checkpoints:
             args += [cp.checkpoint_id, cp.created_ms, cp.expires_in_ms, cp.blob]
         return bool(await self._run("import", sid, *args))
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _pieces(items: list[Any], size: Any) -> Iterator[list[Any]]:
+    """``items`` in consecutive runs of at most ``WRITE_BACK_PIECE_BYTES`` (by ``size``;
+    an item larger than that alone), never an empty run."""
+    run: list[Any] = []
+    total = 0
+    for item in items:
+        n = size(item)
+        if run and total + n > WRITE_BACK_PIECE_BYTES:
+            yield run
+            run, total = [], 0
+        run.append(item)
+        total += n
+    if run:
+        yield run

@@ -14,9 +14,14 @@ key                            type    TTL
 ``<prefix>:{<tag>}:pad``       list    session lease (scratchpad entries)
 ``<prefix>:{<tag>}:cpm``       hash    checkpoint retention (id -> created|size|label)
 ``<prefix>:{<tag>}:cp:<id>``   string  checkpoint retention (snapshot JSON)
+``<prefix>:{<tag>}:meta:closed`` string  one lease after a deliberate close (tombstone)
+``<prefix>:{<tag>}:wb:<t>:*``  any     5 minutes (one staged write-back attempt)
 ``<prefix>:{<ptag>}:rcp``      zset    checkpoint retention (id -> created ms)
 ``<prefix>:{<ptag>}:rcpm``     hash    checkpoint retention (id -> created|size|label)
 =============================  ======  ===========================================
+
+The tombstone tells a session closed on purpose (never put back from a mirror) from one
+whose keys Redis lost (restored from the mirror of a process that holds it).
 
 ``<ptag>`` is a principal's tag (``keys.principal_tag``): the index of its recent
 checkpoints, so a fresh session can find those of its ended sessions. It lives in its
@@ -66,6 +71,10 @@ class KeyLayout:
 
     def checkpoint_base(self, session_id: str) -> str:
         return self.base(session_id) + "cp:"
+
+    def staging(self, session_id: str, token: str) -> str:
+        """Base of one staged write-back attempt's keys (``import_stage.lua``)."""
+        return f"{self.base(session_id)}wb:{token}:"
 
     def checkpoint(self, session_id: str, checkpoint_id: str) -> str:
         return self.checkpoint_base(session_id) + checkpoint_id

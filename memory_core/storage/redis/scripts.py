@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SESSION_SCRIPTS = (
     "open", "touch", "close", "set", "get", "exists", "delete", "keys", "items", "values", "clear",
     "set_task", "get_task", "append_pad", "get_pad", "usage", "cp_create", "cp_restore",
-    "cp_list", "cp_delete", "export", "import",
+    "cp_list", "cp_delete", "export", "import", "import_stage", "import_commit", "closed",
 )  # fmt: skip
 STANDALONE_SCRIPTS = ("cp_read", "cp_peek", "cp_index", "cp_recent")
 

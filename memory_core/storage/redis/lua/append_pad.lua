@@ -9,6 +9,9 @@ if n >= tonumber(ARGV[3]) then
   return limit('max_scratchpad_entries', ARGV[3], n)
 end
 if bytes + #ARGV[2] > tonumber(ARGV[4]) then
+  bytes = recount(true)  -- not bytes lost with an evicted key
+end
+if bytes + #ARGV[2] > tonumber(ARGV[4]) then
   return limit('max_session_bytes', ARGV[4], bytes)
 end
 n = redis.call('RPUSH', PAD, ARGV[2])

@@ -10,7 +10,12 @@ if at then
     expire_one(key, math.huge)
     return nil
   end
-  return {redis.call('HGET', VARS, key), left}
+  local v = redis.call('HGET', VARS, key)
+  if not v then  -- the value was lost (eviction, a deleted key): forget its expiry too
+    redis.call('ZREM', EXP, key)
+    return nil
+  end
+  return {v, left}
 end
 local v = redis.call('HGET', VARS, key)
 if not v then return nil end

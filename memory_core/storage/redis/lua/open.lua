@@ -6,7 +6,7 @@ if ARGV[3] == '1' and redis.call('EXISTS', META) == 1 then
   return 0
 end
 refuse_if_full()
-redis.call('DEL', VARS, EXP, PAD)
+redis.call('DEL', VARS, EXP, PAD, CLOSED)
 redis.call('HSET', META, 'p', ARGV[1], 'l', ARGV[2], 'b', 0)
 redis.call('PEXPIRE', META, tonumber(ARGV[2]))
 return 1

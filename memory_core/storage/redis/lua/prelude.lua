@@ -4,6 +4,9 @@
 --       4 pad (list of scratchpad entries), 5 cpm (hash checkpoint id -> "order_us|created_ms|size|label")
 -- Every key but cpm and checkpoint blobs carries the session lease as its TTL.
 local META, VARS, EXP, PAD, CPM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- Set by a deliberate close for one lease (see layout.py): a session closed on purpose is
+-- never put back from a mirror; a session whose keys were lost (FLUSHDB, eviction) is.
+local CLOSED = META .. ':closed'
 
 -- Error replies a caller can expect: a code, then its arguments, separated by spaces. Each
 -- code is defined here and nowhere else in Lua; scripts.SCRIPT_ERRORS (Python) maps each one
@@ -97,6 +100,22 @@ local function variables(now)
   local out = {}
   for i = 1, #all, 2 do out[#out + 1] = {all[i], all[i + 1], ttls[all[i]] or -1} end
   return out
+end
+
+-- Count the session's bytes again from what is stored and record it in meta b. Redis can
+-- lose single keys of a session (eviction under a volatile-* policy, a key deleted by
+-- hand): b would go on counting bytes that are gone. O(size): only called where it
+-- matters (usage with the variables missing, a write about to be refused for size).
+-- Records the count only when store is true (a read must not write: under OOM it is refused).
+local function recount(store)
+  local bytes = 0
+  local all = redis.call('HGETALL', VARS)
+  for i = 1, #all do bytes = bytes + #all[i] end
+  for _, e in ipairs(redis.call('LRANGE', PAD, 0, -1)) do bytes = bytes + #e end
+  local t = redis.call('HGET', META, 't')
+  if t then bytes = bytes + #t end
+  if store then redis.call('HSET', META, 'b', bytes) end
+  return bytes
 end
 
 local function limit(name, max, current)

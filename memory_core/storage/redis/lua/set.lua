@@ -17,6 +17,10 @@ else
   end
 end
 if new_bytes > tonumber(ARGV[6]) then
+  local counted = recount(true)  -- not bytes lost with an evicted key
+  new_bytes, bytes = new_bytes - bytes + counted, counted
+end
+if new_bytes > tonumber(ARGV[6]) then
   refresh_read(s.lease)
   return limit('max_session_bytes', ARGV[6], bytes)
 end
