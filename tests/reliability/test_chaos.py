@@ -51,7 +51,7 @@ from tests.reliability.conftest import FULL, scale
 from tests.reliability.tcp_proxy import TcpProxy
 from tests.reliability.workload import Driver, Stats, percentile
 from tests.server.e2e import StdioProcess, live_keys
-from tests.support.redis_keys import prefixed_keys
+from tests.support.redis_keys import prefixed_keys, retained
 from tests.support.redis_proc import RedisProcess
 
 CONNECT_TIMEOUT = 0.1
@@ -303,10 +303,10 @@ async def run_scenario(
 
 def _ttl_limit(lease: int, retention: int) -> Callable[[str], int]:
     """The longest TTL (ms) a key may carry: the lease for live state, the retention for
-    checkpoints (``:cpm`` and ``:cp:<id>``)."""
+    checkpoints (``:cpm``, ``:cp:<id>``) and a principal's index of them (``:rcp``, ``:rcpm``)."""
 
     def limit(key: str) -> int:
-        return (retention if ":cp" in key else lease) * 1000 + 50
+        return (retention if retained(key) else lease) * 1000 + 50
 
     return limit
 

@@ -34,7 +34,7 @@ from tests.reliability.load_support import (
     write_results,
 )
 from tests.server.e2e import sse_connection, streamable_client
-from tests.support.redis_keys import delete_prefix_at, prefixed_keys
+from tests.support.redis_keys import delete_prefix_at, kept_on_purpose, prefixed_keys
 from tests.support.results import resource_text, tool_text
 
 KS = (1, 8, 32, 128) if FULL else (1, 8)
@@ -273,9 +273,7 @@ async def _health(url: str) -> dict[str, Any]:
 
 
 async def _live_keys(raw_redis: Any, prefix: str) -> list[str]:
-    keys = await prefixed_keys(raw_redis, prefix)
-    # checkpoints and the tombstone of a deliberate close (one lease) are kept on purpose
-    return [k for k in keys if not k.rsplit("}:", 1)[-1].startswith(("cp", "meta:closed"))]
+    return [k for k in await prefixed_keys(raw_redis, prefix) if not kept_on_purpose(k)]
 
 
 # --- fixtures ------------------------------------------------------------------------

@@ -24,10 +24,29 @@ async def prefixed_keys(client: RawRedis, prefix: str) -> list[str]:
     return sorted([k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)])
 
 
+def kept_on_purpose(key: str) -> bool:
+    """A key that outlives its session by design: checkpoints (``:cp:<id>``, ``:cpm``) and
+    a principal's index of them (``:rcp``, ``:rcpm``) for the retention time, and the
+    tombstone of a deliberate close (``:meta:closed``, one lease, so a mirror never puts a
+    closed session back)."""
+    part = key.rsplit("}:", 1)[-1]
+    return part.startswith(("cp", "rcp")) or part == "meta:closed"
+
+
+def retained(key: str) -> bool:
+    """Kept for the checkpoint retention time (not the lease): checkpoints and their index."""
+    return key.rsplit("}:", 1)[-1].startswith(("cp", "rcp"))
+
+
 async def state_keys(client: RawRedis, prefix: str) -> list[str]:
-    """``prefixed_keys`` without the tombstones of deliberate closes (``:meta:closed``, kept
-    one lease on purpose so a mirror never puts a closed session back)."""
-    return [k for k in await prefixed_keys(client, prefix) if not k.endswith(":meta:closed")]
+    """``prefixed_keys`` without the tombstones of deliberate closes (``:meta:closed``) and
+    a principal's checkpoint index (``:rcp``, ``:rcpm``): what a session's live state
+    leaves behind, plus its checkpoints."""
+    return [
+        k
+        for k in await prefixed_keys(client, prefix)
+        if not k.endswith(":meta:closed") and not k.rsplit("}:", 1)[-1].startswith("rcp")
+    ]
 
 
 async def delete_prefix(client: RawRedis, prefix: str) -> int:
