@@ -6,6 +6,7 @@ local all = redis.call('HGETALL', VARS)
 local freed = 0
 for i = 1, #all, 2 do freed = freed + #all[i] + #all[i + 1] end
 redis.call('DEL', VARS, EXP)
+mark_exp()
 if freed > 0 then redis.call('HINCRBY', META, 'b', -freed) end
 refresh(s.lease)
 return #all / 2

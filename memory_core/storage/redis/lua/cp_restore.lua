@@ -12,6 +12,7 @@ if blob == '' then
 end
 local snap = cjson.decode(blob)
 redis.call('DEL', VARS, EXP, PAD)
+mark_exp()
 local bytes = 0
 for _, e in ipairs(snap.v) do
   redis.call('HSET', VARS, e[1], e[2])

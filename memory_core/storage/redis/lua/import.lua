@@ -31,6 +31,7 @@ end
 redis.call('HSET', META, 'p', ARGV[2], 'l', ARGV[3], 'b', bytes)
 redis.call('PEXPIRE', META, expires_in)
 redis.call('PEXPIRE', VARS, expires_in)
+mark_exp()
 redis.call('PEXPIRE', EXP, expires_in)
 redis.call('PEXPIRE', PAD, expires_in)
 local ncp = tonumber(ARGV[i]); i = i + 1

@@ -47,6 +47,7 @@ local expires_in = tonumber(ARGV[4])
 redis.call('HSET', META, 'p', ARGV[2], 'l', ARGV[3], 'b', bytes)
 redis.call('PEXPIRE', META, expires_in)
 redis.call('PEXPIRE', VARS, expires_in)
+mark_exp()
 redis.call('PEXPIRE', EXP, expires_in)
 redis.call('PEXPIRE', PAD, expires_in)
 local longest, n = 0, 0

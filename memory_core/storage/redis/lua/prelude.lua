@@ -35,13 +35,39 @@ local function now_us_str()
   return t[1] .. string.format('%06d', tonumber(t[2]))
 end
 
+-- The expiry index always holds this member (never a valid key) with an infinite score, so
+-- a session whose `exp` is missing has lost it (eviction, a deleted key) rather than simply
+-- having no variable with a TTL. Scripts that DEL `exp` put it back with mark_exp().
+local function mark_exp()
+  redis.call('ZADD', EXP, 'inf', '')
+end
+
+-- The expiry index is gone: which variables had a TTL is unknown, and keeping them all
+-- would let some outlive their TTL. They are dropped, as if evicted with it (the
+-- scratchpad, the task and the checkpoints stay), and the bytes are counted again.
+local function expiries_lost()
+  redis.call('DEL', VARS)
+  mark_exp()
+  local bytes = 0
+  for _, e in ipairs(redis.call('LRANGE', PAD, 0, -1)) do bytes = bytes + #e end
+  local t = redis.call('HGET', META, 't')
+  if t then bytes = bytes + #t end
+  redis.call('HSET', META, 'b', bytes)
+  return bytes
+end
+
 -- Load the session or fail: a missing session and another principal's session look the same.
 local function session(principal)
   local m = redis.call('HMGET', META, 'p', 'l', 'b')
   if not m[1] or m[1] ~= principal then
     return nil
   end
-  return {lease = tonumber(m[2]), bytes = tonumber(m[3]) or 0}
+  local bytes = tonumber(m[3]) or 0
+  if redis.call('EXISTS', EXP) == 0 then
+    bytes = expiries_lost()
+    redis.call('PEXPIRE', EXP, tonumber(m[2]))
+  end
+  return {lease = tonumber(m[2]), bytes = bytes}
 end
 
 local function refresh(lease)
