@@ -38,6 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from tests.support.child_env import COVERAGE_VARIABLES
+from tests.support.npm import npm_project
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -176,18 +177,7 @@ def inspector_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def inspector() -> Path:
     """tests/clients/inspector, where the Inspector is pinned (npm ci on first use)."""
-    if shutil.which("npx") is None:
-        if os.environ.get("WM_REQUIRE_NODE") == "1":
-            pytest.fail("WM_REQUIRE_NODE=1 but npx is not installed")
-        pytest.skip("the Inspector CLI needs node and npm")
-    if not (INSPECTOR / "node_modules" / "@modelcontextprotocol" / "inspector").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=INSPECTOR,
-            check=True,
-            timeout=600,
-        )
-    return INSPECTOR
+    return npm_project(INSPECTOR, "@modelcontextprotocol/inspector", "the Inspector CLI")
 
 
 def run_inspector(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:

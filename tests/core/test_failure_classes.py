@@ -6,7 +6,6 @@ never the breaker. Real redis-server processes, configured as operators run them
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -44,15 +43,6 @@ def breaker(store: SessionStore) -> CircuitBreakerBackend:
     backend = store.backend
     assert isinstance(backend, CircuitBreakerBackend)
     return backend
-
-
-@contextlib.contextmanager
-def redis_with(*args: str) -> Iterator[RedisProcess]:
-    server = RedisProcess(extra_args=list(args)).start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ processes; Redis inspected directly."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +23,7 @@ from memory_core.storage.factory import compose_breaker
 from memory_core.storage.fallback import CircuitBreakerBackend, FallbackBackend
 from memory_core.storage.redis import RedisBackend
 from memory_core.storage.redis.layout import KeyLayout
-from tests.support.redis_proc import RedisProcess
+from tests.support.redis_proc import RedisProcess, redis_with
 
 pytestmark = pytest.mark.asyncio
 
@@ -44,15 +43,6 @@ async def raw(redis_server: RedisProcess) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await client.aclose()
-
-
-@contextlib.contextmanager
-def redis_with(*args: str) -> Iterator[RedisProcess]:
-    server = RedisProcess(extra_args=list(args)).start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 async def assert_every_key_has_a_ttl(raw: aioredis.Redis, prefix: str) -> None:

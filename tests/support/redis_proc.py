@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -105,3 +106,13 @@ class RedisProcess:
                 self.resume()
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_with(*args: str) -> Iterator[RedisProcess]:
+    """A throwaway redis-server started with ``args`` (its config flags), cleaned up after."""
+    server = RedisProcess(extra_args=list(args)).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,23 +16,14 @@ from typing import Any
 import pytest
 
 from tests.support.child_env import ALL_TOOLS
+from tests.support.npm import npm_project
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
 def node_client() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("WM_REQUIRE_NODE") == "1":
-            pytest.fail("WM_REQUIRE_NODE=1 but node/npm are not installed")
-        pytest.skip("node and npm are needed for the TypeScript SDK client test")
-    if not (HERE / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=HERE,
-            check=True,
-            timeout=300,
-        )
+    npm_project(HERE, "@modelcontextprotocol/sdk", "the TypeScript SDK client test")
     return HERE / "client.mjs"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import pytest
 from tests.clients.conftest import ALICE
 from tests.server.e2e import ROOT, RunningServer
 from tests.support.child_env import ALL_TOOLS, measured
+from tests.support.npm import npm_project
 
 # The first test of a run may build the client's environment (a virtualenv or npm ci).
 pytestmark = pytest.mark.timeout(600)
@@ -30,17 +30,7 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def inspector(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("WM_REQUIRE_NODE") == "1":
-            pytest.fail("WM_REQUIRE_NODE=1 but node/npm are not installed")
-        pytest.skip("node and npm are needed for the MCP Inspector CLI test")
-    if not (HERE / "node_modules" / "@modelcontextprotocol" / "inspector").is_dir():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=HERE,
-            check=True,
-            timeout=300,
-        )
+    npm_project(HERE, "@modelcontextprotocol/inspector", "the MCP Inspector CLI test")
     # The CLI keeps a server catalog, by default in ~/.mcp-inspector: not the user's.
     os.environ.setdefault("MCP_CATALOG_PATH", str(tmp_path_factory.mktemp("inspector") / "c.json"))
     return [str(HERE / "node_modules" / ".bin" / "mcp-inspector"), "--cli"]
