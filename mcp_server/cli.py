@@ -225,9 +225,12 @@ def serve_http(settings: Settings) -> None:
     import uvicorn
 
     from mcp_server.connections import uvicorn_options
+    from mcp_server.heap import freeze_startup_heap
     from mcp_server.http import create_app
+    from mcp_server.http_stack import http_stack
 
-    app = create_app(settings)
+    stack = http_stack(settings)
+    app = create_app(settings, ready=freeze_startup_heap)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -236,12 +239,13 @@ def serve_http(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, http=stack.http),
     )
     server = uvicorn.Server(config)
 
     async def serve() -> None:
         async with app.state.runtime:
+            log.info("http stack %s", stack.name)
             await server.serve()
 
-    anyio.run(serve)
+    anyio.run(serve, backend_options={"use_uvloop": stack.uvloop})

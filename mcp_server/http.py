@@ -113,9 +113,14 @@ def check_exposure(settings: Settings, has_tokens: bool) -> None:
     log.warning("serving %s without authentication (allow_insecure_remote)", settings.host)
 
 
-def create_app(settings: Settings, store: SessionStore | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    store: SessionStore | None = None,
+    *,
+    ready: Callable[[], None] | None = None,
+) -> Starlette:
     """The HTTP app. Its lifespan enters the server's runtime, which starts and closes
-    the store, given or built from ``settings``.
+    the store, given or built from ``settings``, and calls ``ready`` once it serves.
 
     Raises:
         UnsafeConfigError: see ``check_exposure`` and ``transport_security``.
@@ -178,6 +183,8 @@ def create_app(settings: Settings, store: SessionStore | None = None) -> Starlet
                 "bearer" if tokens else "off",
                 (await runtime.store.health()).mode,
             )
+            if ready is not None:
+                ready()
             yield
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
@@ -209,8 +216,17 @@ def _sse_routes(
     low = lowlevel_server(server)
 
     async def stream(scope: Scope, receive: Receive, send: Send) -> None:
-        async with transport.connect_sse(scope, receive, send) as (read, write):
-            await low.run(read, write, low.create_initialization_options())
+        serving = False
+        try:
+            async with transport.connect_sse(scope, receive, send) as (read, write):
+                serving = True
+                await low.run(read, write, low.create_initialization_options())
+        except ValueError:
+            if serving:
+                raise
+            # The SDK refused the request (bad Host or Origin) and has answered it; it
+            # raises after that, which httptools answers by closing a kept-alive
+            # connection other requests may still use.
 
     def guard(app: ASGIApp) -> ASGIApp:
         return RequireAuthMiddleware(app, []) if auth else _Asgi(app)

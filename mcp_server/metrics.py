@@ -15,11 +15,13 @@ codes, limit names, a few reasons; never keys, sessions or principals.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
 if TYPE_CHECKING:
@@ -125,6 +127,11 @@ async def state_families(runtime: Runtime) -> list[Metric]:
         "wm_resource_subscribers", "resources/subscribe subscriptions held by this process."
     )
     subscribers.add_metric((), runtime.events.subscriber_count())
+    frozen = GaugeMetricFamily(
+        "wm_gc_frozen_objects",
+        "Objects of the startup heap kept out of garbage collections (mcp_server.heap).",
+    )
+    frozen.add_metric((), gc.get_freeze_count())
     return [
         mode,
         healthy,
@@ -134,6 +141,7 @@ async def state_families(runtime: Runtime) -> list[Metric]:
         written,
         sessions,
         subscribers,
+        frozen,
         *_bus_families(runtime),
     ]
 
@@ -165,6 +173,7 @@ class Exposition:
         self.runtime = runtime
         self.process = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.process)
+        GCCollector(registry=self.process)
 
     async def render(self) -> bytes:
         state = CollectorRegistry(auto_describe=False)

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         "and SSE on /sse; also accepted as streamable-http or sse)",
     )
     host: str = Field("127.0.0.1", description="HTTP bind address")
+    http_stack: Literal["fast", "pure"] = Field(
+        "fast",
+        description="HTTP event loop and parser: fast (uvloop and httptools, falling back to "
+        "pure with a warning where they cannot load) or pure (asyncio and h11)",
+    )
     port: int = Field(8765, ge=0, le=65535, description="HTTP port")
 
     # storage --------------------------------------------------------------------------
@@ -254,7 +259,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "log_level", "log_format", "subscription_bus", "default_session", mode="before"
+        "log_level",
+        "log_format",
+        "subscription_bus",
+        "default_session",
+        "http_stack",
+        mode="before",
     )
     @classmethod
     def _any_case(cls, value: object, info: ValidationInfo) -> object:

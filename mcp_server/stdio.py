@@ -33,6 +33,7 @@ from mcp_types.version import SUPPORTED_PROTOCOL_VERSIONS
 
 from mcp_server import wire
 from mcp_server.binding import short
+from mcp_server.heap import freeze_startup_heap
 from mcp_server.runtime import Runtime
 from mcp_server.sdk import claimed_stdin, lowlevel_server
 from mcp_server.server import create_server
@@ -47,6 +48,7 @@ async def serve_stdio(settings: Settings) -> None:
         session_id = await runtime.binder.open_process_session()
         mode = (await runtime.store.health()).mode
         log.info("serving stdio session=%s store=%s", short(session_id), mode)
+        freeze_startup_heap()
         if settings.session_name is not None and mode == "memory":
             log.warning(
                 "WM_SESSION_NAME is set but the store is in memory: the named session "
