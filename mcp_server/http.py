@@ -69,6 +69,8 @@ MESSAGES_PATH = "/messages/"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+# A POST's answer is one JSON body in both eras (see ``create_app``).
+JSON_ANSWERS = True
 access_log = logging.getLogger("mcp_server.access")
 
 
@@ -122,6 +124,11 @@ def create_app(
     """The HTTP app. Its lifespan enters the server's runtime, which starts and closes
     the store, given or built from ``settings``, and calls ``ready`` once it serves.
 
+    POSTs are answered with one JSON body (``JSON_ANSWERS``), not an SSE stream: our
+    tools send nothing tied to a request (no progress, logs or server requests), and
+    notifications travel on the GET stream (handshake era) or a ``subscriptions/listen``
+    stream (2026-07-28), which stay SSE. The JSON answer halves the SDK's work per call.
+
     Raises:
         UnsafeConfigError: see ``check_exposure`` and ``transport_security``.
         ConfigurationError: unusable auth tokens or store URL (``create_server``).
@@ -137,6 +144,7 @@ def create_app(
         max_request_body_size=settings.max_body_bytes,
         session_idle_timeout=settings.http_idle_timeout,
         max_sessions=settings.max_sessions,
+        json_response=JSON_ANSWERS,
         transport_security=security,
         host=settings.host,
     )
