@@ -10,6 +10,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const EXPECTED_TOOLS = [
   "memory_set", "memory_get", "memory_delete", "memory_exists", "memory_list_keys",
@@ -140,6 +141,21 @@ async function main() {
     const body = JSON.parse(read.contents[0].text);
     check(body !== null && typeof body === "object", "session resource is JSON");
   }
+
+  // subscriptions: over HTTP the update travels on the GET stream while every POST is
+  // answered with a JSON body, so this checks both work together
+  const updated = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no resources/updated within 10 s")), 10000);
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      clearTimeout(timer);
+      resolve(n.params.uri);
+    });
+  });
+  await client.subscribeResource({ uri: "memory://session/current" });
+  await call(client, "memory_set", { key: "watched", value: 1 });
+  check((await updated) === "memory://session/current", "resources/updated after a write");
+  await client.unsubscribeResource({ uri: "memory://session/current" });
+  await call(client, "memory_delete", { key: "watched" });
 
   r = structured(await call(client, "memory_clear", {}));
   check(r.cleared === 2, `memory_clear cleared ${r.cleared}`);

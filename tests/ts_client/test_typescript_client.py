@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.child_env import ALL_TOOLS
 from tests.support.npm import npm_project
+from tests.support.replicas import ServerProcess
 
 HERE = Path(__file__).parent
 
@@ -62,4 +63,20 @@ def test_typescript_sdk_over_stdio_with_redis(
     node_client: Path, redis_url: str, key_prefix: str
 ) -> None:
     result = run_client(node_client, stdio_env(WM_REDIS_URL=redis_url, WM_KEY_PREFIX=key_prefix))
+    assert int(result["checks"]) > 60
+
+
+@pytest.mark.parametrize("stack", ["fast", "pure"])
+@pytest.mark.parametrize(("transport", "path"), [("http", "/mcp"), ("sse", "/sse")])
+def test_typescript_sdk_over_http(
+    node_client: Path, transport: str, path: str, stack: str, redis_url: str, key_prefix: str
+) -> None:
+    """The SDK's HTTP transports against the server as deployed (JSON answers to POSTs,
+    notifications on the stream) on both HTTP stacks, with Redis."""
+    env = {"WM_HTTP_STACK": stack, "WM_REDIS_URL": redis_url, "WM_KEY_PREFIX": key_prefix}
+    with ServerProcess(env, f"ts-{transport}") as server:
+        server.start().wait_ready()
+        result = run_client(
+            node_client, {"WM_TS_TRANSPORT": transport, "WM_SERVER_URL": server.url + path}
+        )
     assert int(result["checks"]) > 60
