@@ -94,9 +94,11 @@ STAGING_TTL_MS = 5 * 60 * 1000
 went away, the process died) leaves nothing without a TTL, and its commit finds the
 staging incomplete rather than writing half a session."""
 
-_DRIVER_ERRORS = (RedisError, RedisClusterException, OSError)
+_DRIVER_ERRORS = (RedisError, RedisClusterException, OSError, RuntimeError)
 """What the driver raises. RedisClusterException is not a RedisError: the cluster client
-raises it when no node at all answers ("Redis Cluster cannot be connected")."""
+raises it when no node at all answers ("Redis Cluster cannot be connected"). On uvloop a
+write to a connection Redis (or the network) has closed raises RuntimeError, which
+redis-py passes on after dropping the connection (``_dead_transport``)."""
 
 _AUTH_ERRORS = (
     AuthenticationError,  # WRONGPASS, NOAUTH (a ConnectionError: check before outages)
@@ -134,9 +136,19 @@ def classify(exc: BaseException, target: str) -> WorkingMemoryError:
     if isinstance(exc, DataError):  # the client refused to encode an argument: a bug here
         log.error("Redis client refused a call: %s", exc)
         return StorageInternalError()
+    if isinstance(exc, RuntimeError) and not _dead_transport(exc):
+        log.error("Redis call failed unexpectedly: %r", exc, exc_info=exc)
+        return StorageInternalError()
     if isinstance(exc, ResponseError) and not isinstance(exc, _TRANSIENT_REPLIES):
         return scripts.error_from_reply(str(exc))
     return StorageUnavailableError()
+
+
+def _dead_transport(exc: BaseException) -> bool:
+    """uvloop's answer to a write on a closed socket: "unable to perform operation on
+    <TCPTransport closed=True ...>; the handler is closed" (asyncio only logs it)."""
+    text = str(exc)
+    return "unable to perform operation on" in text and "closed" in text
 
 
 def _refusal(exc: BaseException) -> str | None:
