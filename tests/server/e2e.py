@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from starlette.applications import Starlette
 
+from mcp_server.http_stack import FAST
 from mcp_server.runtime import Runtime
 from memory_core.keys import session_tag
 from tests.support.child_env import ALL_TOOLS, measured
@@ -51,15 +52,27 @@ class RunningServer:
 
 @contextmanager
 def serve_in_thread(app: Starlette) -> Iterator[RunningServer]:
-    """uvicorn on a free loopback port in a background thread, stopped on exit."""
+    """uvicorn on a free loopback port in a background thread, stopped on exit, on the
+    stack the server runs on by default (uvloop and httptools), as ``cli.serve_http``
+    starts it: ``anyio.run`` with uvloop, not ``uvicorn.Server.run``, whose older
+    versions install uvloop's event loop policy for the whole test process."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        http=FAST.http,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def run() -> None:
+        anyio.run(server.serve, [sock], backend_options={"use_uvloop": FAST.uvloop})
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
