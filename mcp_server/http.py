@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
@@ -59,6 +60,7 @@ from mcp_server.runtime import Runtime
 from mcp_server.sdk import lowlevel_server
 from mcp_server.server import WorkingMemoryServer, create_server
 from mcp_server.settings import WILDCARD_HOSTS, Settings, is_loopback
+from mcp_server.streams import PendingAnswers, StalledStreams
 from memory_core import SessionStore
 
 log = logging.getLogger("mcp_server.http")
@@ -167,7 +169,10 @@ def create_app(
         for r in streamable.routes
         if isinstance(r, Route) and r.path == MCP_PATH
     ]
-    routes += _sse_routes(server, security, settings, messages_path(settings), auth=bool(tokens))
+    pending = PendingAnswers(settings.max_pending_answers)
+    routes += _sse_routes(
+        server, security, settings, messages_path(settings), auth=bool(tokens), pending=pending
+    )
 
     middleware: list[Middleware] = []
     if tokens:
@@ -180,6 +185,7 @@ def create_app(
         ]
     if settings.access_log:
         middleware.insert(0, Middleware(AccessLog))
+    middleware.insert(0, Middleware(StalledStreams, stall_seconds=settings.stream_stall_seconds))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -197,6 +203,7 @@ def create_app(
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.pending_answers = pending
     return app
 
 
@@ -213,6 +220,7 @@ def _sse_routes(
     path: str,
     *,
     auth: bool,
+    pending: PendingAnswers,
 ) -> list[BaseRoute]:
     """``GET /sse`` and ``POST /messages/``, as ``MCPServer.sse_app`` builds them but
     as plain ASGI apps: the SDK's unauthenticated SSE endpoint sends a second response
@@ -240,7 +248,7 @@ def _sse_routes(
         return RequireAuthMiddleware(app, []) if auth else _Asgi(app)
 
     return [
-        Route(SSE_PATH, endpoint=guard(stream), methods=["GET"]),
+        Route(SSE_PATH, endpoint=guard(pending.stream(stream)), methods=["GET"]),
         Mount(
             path,
             app=CheckedBodies(
@@ -248,6 +256,7 @@ def _sse_routes(
                 max_body_bytes,
                 auth=auth,
                 timeout=settings.http_request_timeout,
+                pending=pending,
             ),
         ),
     ]
@@ -271,12 +280,14 @@ class CheckedBodies:
         auth: bool,
         timeout: float = 10.0,
         batches: bool = False,
+        pending: PendingAnswers | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.auth = auth
         self.timeout = timeout
         self.batches = batches
+        self.pending = pending
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -320,7 +331,38 @@ class CheckedBodies:
         async def replay() -> Message:
             return read.pop(0) if read else await receive()
 
+        if complete and self.pending is not None and isinstance(outcome, wire.Message):
+            await self.counted(scope, replay, send, outcome.value)
+            return
         await self.app(scope, replay, send)
+
+    async def counted(self, scope: Scope, receive: Receive, send: Send, value: Any) -> None:
+        """An SSE post, counted against its stream's unread answers (``streams``)."""
+        assert self.pending is not None
+        admitted = self.pending.admit(scope, value)
+        if isinstance(admitted, str):
+            request_id = value.get("id") if isinstance(value, dict) else None
+            await send_refusal(
+                scope,
+                receive,
+                send,
+                429,
+                admitted,
+                request_id=request_id if isinstance(request_id, (str, int)) else None,
+                headers={"Retry-After": "1"},
+            )
+            return
+        if admitted is None:
+            await self.app(scope, receive, send)
+            return
+        session, keys = admitted
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] != 202:
+                self.pending.release(session, keys)  # type: ignore[union-attr]
+            await send(message)
+
+        await self.app(scope, receive, watched)
 
     async def read_body(self, receive: Receive, read: list[Message]) -> bool:
         """Read the body into ``read`` up to ``max_bytes``; True when it is complete
@@ -340,14 +382,23 @@ class CheckedBodies:
 SLOW_BODY = "the request body did not arrive in time; send it whole and retry"
 
 
-async def send_refusal(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
-    """A JSON-RPC error (id null) with HTTP ``status``, for a request refused before
-    the SDK read it."""
+async def send_refusal(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    text: str,
+    *,
+    request_id: object = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """A JSON-RPC error with HTTP ``status``, for a request refused before the SDK read it."""
     body = json.dumps(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": text}},
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_REQUEST, "message": text}},
         separators=(",", ":"),
     )
-    await Response(body, status, media_type="application/json")(scope, receive, send)
+    response = Response(body, status, headers=headers, media_type="application/json")
+    await response(scope, receive, send)
 
 
 def _version_header(scope: Scope) -> str | None:

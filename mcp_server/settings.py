@@ -217,6 +217,18 @@ class Settings(BaseSettings):
         description="HTTP connections (and requests in progress) per process; past it a "
         "request is answered 503",
     )
+    stream_stall_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="seconds an event stream (SSE, the GET stream, subscriptions/listen) may "
+        "go unread while the server has output for it; then the connection is closed",
+    )
+    max_pending_answers: int = Field(
+        64,
+        ge=1,
+        description="answers an SSE connection's client may leave unread on its stream; past "
+        "it a POST is answered 429 and changes nothing",
+    )
 
     # sessions ---------------------------------------------------------------------------
     session_name: str | None = Field(

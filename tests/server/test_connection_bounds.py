@@ -11,6 +11,7 @@ import anyio
 import httpx2
 import pytest
 
+from mcp_server import metrics
 from mcp_server.connections import uvicorn_options
 from mcp_server.http import create_app
 from tests.server.e2e import HANDSHAKE, serve_here
@@ -103,8 +104,10 @@ async def test_connections_per_process_are_bounded(make_settings: Any) -> None:
             with anyio.fail_after(WAIT):
                 while len(server.server_state.connections) < 4:  # noqa: ASYNC110
                     await anyio.sleep(0.01)
+            refused = metrics.LIMIT_REFUSALS.labels("connections")._value.get()
             async with httpx2.AsyncClient() as http:
                 assert await _initialize(http, base) == 503
+            assert metrics.LIMIT_REFUSALS.labels("connections")._value.get() == refused + 1
         finally:
             for sock in held:
                 sock.close()
