@@ -68,6 +68,7 @@ class SectionResult:
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    tables: list[list[str]] = field(default_factory=list)  # markdown tables of its own
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class SectionResult:
             "targets": [t.as_dict() for t in self.targets],
             "notes": self.notes,
             "skipped": self.skipped,
+            "tables": self.tables,
             "seconds": round(self.seconds, 2),
         }
 
@@ -102,6 +104,8 @@ def render_section(result: SectionResult) -> str:
                 f"| {_num(s.p99)} | {ratio} |"
             )
         lines.append("")
+    for table in result.tables:
+        lines += [*table, ""]
     for reason in result.skipped:
         lines.append(f"- skipped: {reason}")
     if result.skipped:

@@ -38,9 +38,10 @@ from benchmarks.report import SectionResult, render
 SECTIONS: dict[str, str] = {
     "core": "benchmarks.core",
     "mcp": "benchmarks.mcp",
+    "http": "benchmarks.http_load",
     "replicas": "benchmarks.replicas",  # not in DEFAULT_SECTIONS: starts a Redis Cluster
 }
-DEFAULT_SECTIONS = ["core", "mcp"]
+DEFAULT_SECTIONS = ["core", "mcp", "http"]
 
 SectionRun = Callable[[BenchContext], Awaitable[SectionResult]]
 

@@ -53,6 +53,13 @@ LIMIT_REFUSALS = Counter(
     ("limit",),
     registry=EVENTS,
 )
+GC_PAUSES = Histogram(
+    "wm_gc_pause_seconds",
+    "Garbage collections after startup and how long each stopped the process, by generation.",
+    ("generation",),
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+    registry=EVENTS,
+)
 AUTH_FAILURES = Counter(
     "wm_auth_failures",
     "HTTP requests refused for want of a valid bearer token, by reason.",

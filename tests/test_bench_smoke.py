@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from benchmarks.report import TABLE_HEADER
 
@@ -71,3 +74,31 @@ def test_quick_mcp_section_calls_the_tools_over_stdio_and_http(tmp_path: Path) -
             assert (f"{transport} · memory", operation) in rows
     assert all(t["verdict"] in ("PASS", "MISS", "SKIP") for t in mcp["targets"])
     assert len(mcp["targets"]) == 24  # 6 groups x (2 ratios + 2 absolute p95s)
+
+
+def test_quick_http_section_drives_the_server_with_wrk(tmp_path: Path) -> None:
+    """wrk against the real server: every combination answered, no non-2xx. Skipped
+    without wrk, unless ``WM_REQUIRE_WRK=1`` (CI installs it)."""
+    if shutil.which("wrk") is None:
+        if os.environ.get("WM_REQUIRE_WRK") == "1":
+            pytest.fail("wrk is required (WM_REQUIRE_WRK=1) but not installed")
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    out = tmp_path / "bench.json"
+    args = ["--json", str(out)]
+    if url := os.environ.get("WM_TEST_REDIS_URL"):
+        args += ["--redis-url", url]
+    proc = _bench(*args, sections="http")
+    assert proc.returncode == 0, proc.stderr
+    http = json.loads(out.read_text(encoding="utf-8"))["sections"]["http"]
+    assert http["skipped"] == [] or not os.environ.get("WM_TEST_REDIS_URL"), http["skipped"]
+    [table] = http["tables"]
+    rows = [line.split("|")[1:-1] for line in table[2:]]
+    seen = {(r[0].strip(), r[1].strip(), r[2].strip()) for r in rows}
+    for era in ("stateless", "handshake"):
+        for call in ("echo", "memory_get", "memory_set"):
+            assert ("memory", era, call) in seen
+    assert ("—", "bare ASGI", "fixed answer") in seen
+    assert all(int(r[-1]) == 0 for r in rows), "non-2xx or socket errors under load"
+    assert all(float(r[4]) > 0 for r in rows)  # calls/s
+    assert not any("NON-2XX" in note for note in http["notes"])
+    assert all(t["verdict"] in ("PASS", "MISS", "SKIP") for t in http["targets"])

@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
+from mcp_server import metrics
 from mcp_server.heap import freeze_startup_heap
 from mcp_server.http_stack import FAST, PURE, http_stack
 from mcp_server.settings import Settings
@@ -42,12 +43,26 @@ def test_fast_falls_back_to_pure_with_a_warning(
     assert missing in record.getMessage() and "WM_HTTP_STACK=pure" in record.getMessage()
 
 
-def test_freezing_moves_the_heap_out_of_collections() -> None:
+def test_freezing_moves_the_heap_out_of_collections_and_times_the_rest() -> None:
     try:
         freeze_startup_heap()
         assert gc.get_freeze_count() > 10_000
+        before = _count()
+        gc.collect()
+        assert _count() == before + 1
     finally:
         gc.unfreeze()
+
+
+def _count() -> float:
+    return float(
+        next(
+            s.value
+            for family in metrics.GC_PAUSES.collect()
+            for s in family.samples
+            if s.name.endswith("_count") and s.labels == {"generation": "2"}
+        )
+    )
 
 
 def _loaded(pid: int) -> str:
