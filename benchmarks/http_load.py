@@ -57,21 +57,30 @@ HANDSHAKE = {
 ACCEPT = "application/json, text/event-stream"
 
 WRK_SCRIPT = r"""
+-- Each request gets its own JSON-RPC id (a cycle of 8192, far more than can be in
+-- flight): requests of one handshake session may be in flight at once on several
+-- connections, and the SDK refuses a duplicate id. Requests are formatted once, in init.
 local requests = {}
-local n = 0
+local count = 0
 init = function(args)
+  local specs = {}
   local f = assert(io.open(args[1], "r"))
   for line in f:lines() do
-    local spec = load("return " .. line)()
-    n = n + 1
-    requests[n] = wrk.format("POST", spec.path, spec.headers, spec.body)
+    specs[#specs + 1] = load("return " .. line)()
   end
   f:close()
+  for id = 1, 8192 do
+    local spec = specs[(id % #specs) + 1]
+    local headers = {}
+    for name, value in pairs(spec.headers) do headers[name] = value end
+    requests[id] = wrk.format("POST", spec.path, headers, spec.before .. id .. spec.after)
+  end
+  count = 8192
 end
 local i = 0
 request = function()
-  i = i + 1
-  return requests[(i % n) + 1]
+  i = (i % count) + 1
+  return requests[i]
 end
 done = function(summary, latency, requests)
   io.write(string.format(
@@ -283,7 +292,13 @@ def _handshake_requests(url: str, call: str, sessions: int) -> list[dict[str, An
 
 def _lua_table(spec: dict[str, Any]) -> str:
     headers = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in spec["headers"].items())
-    return f'{{path = "/mcp", headers = {{{headers}}}, body = {json.dumps(spec["body"])}}}'
+    before, after = spec["body"].split('"id": 1,', 1)
+    before += '"id": '
+    after = "," + after
+    return (
+        f'{{path = "/mcp", headers = {{{headers}}}, '
+        f"before = {json.dumps(before)}, after = {json.dumps(after)}}}"
+    )
 
 
 def _wrk(
