@@ -35,7 +35,7 @@ from typing import Any
 import httpx2
 
 from benchmarks.context import BenchContext
-from benchmarks.mcp import leftover_keys
+from benchmarks.mcp import leftover_keys, server_env
 from benchmarks.report import SectionResult, Target
 from tests.support.redis_proc import free_port
 
@@ -185,22 +185,20 @@ class Server:
 
 
 def _server_env(store: str, redis_url: str | None, prefix: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
+    """The ``mcp`` section's server environment (every tool, the echo tool, the store) on
+    HTTP, quiet, with room for a session per connection. The caller's other ``WM_*``
+    settings pass through (``WM_HTTP_STACK=pure`` to compare stacks), its store never."""
+    ours = {
+        **server_env(store, redis_url, prefix),
         "WM_TRANSPORT": "http",
-        "WM_TOOLS": "all",
-        "WM_ENABLE_ECHO_TOOL": "1",
         "WM_LOG_LEVEL": "WARNING",
         "WM_MAX_SESSIONS_PER_PRINCIPAL": "1000",
     }
-    env.update({k: v for k, v in os.environ.items() if k.startswith("WM_") and k not in env})
-    env.pop("WM_REDIS_URL", None)
-    if store == "redis":
-        assert redis_url is not None
-        env["WM_REDIS_URL"] = redis_url
-        env["WM_KEY_PREFIX"] = prefix
-    return env
+    store_settings = ("WM_REDIS_URL", "WM_KEY_PREFIX")
+    caller = {
+        k: v for k, v in os.environ.items() if k.startswith("WM_") and k not in store_settings
+    }
+    return {**caller, **ours}
 
 
 def _arguments(call: str, session: str | None) -> tuple[str, dict[str, Any]]:

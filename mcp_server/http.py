@@ -338,8 +338,9 @@ class CheckedBodies:
 
     async def counted(self, scope: Scope, receive: Receive, send: Send, value: Any) -> None:
         """An SSE post, counted against its stream's unread answers (``streams``)."""
-        assert self.pending is not None
-        admitted = self.pending.admit(scope, value)
+        pending = self.pending
+        assert pending is not None
+        admitted = pending.admit(scope, value)
         if isinstance(admitted, str):
             request_id = value.get("id") if isinstance(value, dict) else None
             await send_refusal(
@@ -359,7 +360,7 @@ class CheckedBodies:
 
         async def watched(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] != 202:
-                self.pending.release(session, keys)  # type: ignore[union-attr]
+                pending.release(session, keys)
             await send(message)
 
         await self.app(scope, receive, watched)

@@ -176,7 +176,7 @@ class PendingAnswers:
                 if session is None:
                     found = _SESSION_ID.search(chunk)
                     if found is not None:
-                        session = found.group(1).decode("ascii").replace("-", "")
+                        session = found.group(1).decode("ascii")
                         self._streams[session] = set()
                     return
                 waiting = self._streams.get(session)

@@ -35,12 +35,17 @@ def _bench(*args: str, sections: str = "core") -> subprocess.CompletedProcess[st
     )
 
 
-def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def _bench_saving(out: Path, sections: str = "core") -> subprocess.CompletedProcess[str]:
+    """A quick run of ``sections`` saving its JSON to ``out``, on the test Redis if set."""
     args = ["--json", str(out)]
     if url := os.environ.get("WM_TEST_REDIS_URL"):
         args += ["--redis-url", url]
-    proc = _bench(*args)
+    return _bench(*args, sections=sections)
+
+
+def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _bench_saving(out)
     assert proc.returncode == 0, proc.stderr
     assert TABLE_HEADER in proc.stdout
     assert "## targets" in proc.stdout
@@ -59,10 +64,7 @@ def test_quick_run_without_redis_skips_the_redis_parts() -> None:
 
 def test_quick_mcp_section_calls_the_tools_over_stdio_and_http(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    args = ["--json", str(out)]
-    if url := os.environ.get("WM_TEST_REDIS_URL"):
-        args += ["--redis-url", url]
-    proc = _bench(*args, sections="mcp")
+    proc = _bench_saving(out, sections="mcp")
     assert proc.returncode == 0, proc.stderr
     assert TABLE_HEADER in proc.stdout
     assert "## mcp: " in proc.stdout
@@ -84,10 +86,7 @@ def test_quick_http_section_drives_the_server_with_wrk(tmp_path: Path) -> None:
             pytest.fail("wrk is required (WM_REQUIRE_WRK=1) but not installed")
         pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
     out = tmp_path / "bench.json"
-    args = ["--json", str(out)]
-    if url := os.environ.get("WM_TEST_REDIS_URL"):
-        args += ["--redis-url", url]
-    proc = _bench(*args, sections="http")
+    proc = _bench_saving(out, sections="http")
     assert proc.returncode == 0, proc.stderr
     http = json.loads(out.read_text(encoding="utf-8"))["sections"]["http"]
     assert http["skipped"] == [] or not os.environ.get("WM_TEST_REDIS_URL"), http["skipped"]
