@@ -69,6 +69,7 @@ from memory_core.storage.base import (
 )
 from memory_core.storage.redis import scripts, topology
 from memory_core.storage.redis.layout import KeyLayout
+from memory_core.storage.redis.multiplex import ScriptConnection
 from memory_core.storage.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ by id for their retention time, they are just not listed)."""
 """A session id no session ever has (real ids are long and random): ``verify`` runs a
 script on it to learn whether Redis lets this server run scripts at all."""
 
+
+MULTIPLEX_SCHEMES = ("redis", "unix")
+"""Stores whose scripts run over one pipelined connection (``multiplex``): one plain-text
+server. TLS, Cluster and Sentinel go through redis-py's clients."""
 
 WRITE_BACK_PIECE_BYTES = 256 * 1024
 """The most payload one write-back call carries. A session within the limits can hold
@@ -186,8 +191,14 @@ class RedisBackend(PrimaryBackend):
         client: aioredis.Redis | RedisCluster | None = None,
         clock: Clock | None = None,
     ) -> None:
+        """Args:
+        client: a redis-py client to send every command through (tests inject
+            fakeredis). Without one, ``redis://`` and ``unix://`` URLs run scripts over
+            one pipelined connection (``multiplex``), everything else through redis-py.
+        """
         super().__init__(config, clock)
         self.layout = KeyLayout(config.key_prefix)
+        self._scripts: ScriptConnection | None = None
         if client is None:
             client = topology.client_from_url(
                 url,
@@ -196,6 +207,13 @@ class RedisBackend(PrimaryBackend):
                 max_connections=max_connections,
                 pool_timeout=pool_timeout,
             )
+            if urlsplit(url).scheme.lower() in MULTIPLEX_SCHEMES:
+                assert isinstance(client, aioredis.Redis)
+                self._scripts = ScriptConnection.for_pool(
+                    client.connection_pool,
+                    connect_timeout=connect_timeout,
+                    command_timeout=command_timeout,
+                )
         self.client: aioredis.Redis | RedisCluster = client
         self.target = topology.redact_url(url)
         self._url = url
@@ -205,6 +223,8 @@ class RedisBackend(PrimaryBackend):
         self._shas = {name: scripts.sha1(src) for name, src in self._sources.items()}
 
     async def close(self) -> None:
+        if self._scripts is not None:
+            await self._scripts.close()
         client = self.client
         if isinstance(client, RedisCluster):
             await client.aclose()
@@ -230,6 +250,8 @@ class RedisBackend(PrimaryBackend):
 
     # the primary capability (see PrimaryBackend) -----------------------------------
     async def drop_idle_connections(self) -> None:
+        if self._scripts is not None:
+            await self._scripts.drop_if_idle()
         pool = getattr(self.client, "connection_pool", None)
         if pool is None:  # a cluster client keeps a pool per node and reconnects itself
             return
@@ -362,17 +384,14 @@ class RedisBackend(PrimaryBackend):
         """EVALSHA, falling back to EVAL (which caches the script) on NOSCRIPT: first
         use, a Redis restart, a promoted replica, SCRIPT FLUSH. Driver errors are
         classified here (``classify``)."""
+        execute = self.client.execute_command if self._scripts is None else self._scripts.execute
         try:
             try:
-                return await self.client.execute_command(
-                    "EVALSHA", self._shas[name], len(keys), *keys, *args
-                )
+                return await execute("EVALSHA", self._shas[name], len(keys), *keys, *args)
             except NoScriptError:
                 # EVAL runs and caches the script on the key's node only: SCRIPT LOAD
                 # would go to every cluster master and fail while any one is down.
-                return await self.client.execute_command(
-                    "EVAL", self._sources[name], len(keys), *keys, *args
-                )
+                return await execute("EVAL", self._sources[name], len(keys), *keys, *args)
         except _DRIVER_ERRORS as exc:
             raise classify(exc, self.target) from exc
 
