@@ -126,22 +126,22 @@ class SessionBinder:
         binding: Binding
         name = None if handle is not None else self.requested_name(request)
         if handle is not None:
-            session_id, binding = handle, "handle"
+            memory, binding = self.store.memory(handle, principal), "handle"  # validates it
         elif name is not None:
-            session_id, binding = await self.open_named(principal, name), "named"
+            memory, binding = await self.store.named(principal, name), "named"
         elif self.process_bound:
-            session_id, binding = await self._process(principal), "process"
+            memory, binding = await self._process(principal), "process"
         elif is_stateless(request):
             if not self.default_session:
                 raise SessionRequiredError()
-            session_id = await self.open_named(principal, DEFAULT_SESSION_NAME)
+            memory = await self.store.named(principal, DEFAULT_SESSION_NAME)
             binding = "default"
         else:
-            session_id, binding = await self._connection(request, principal), "connection"
-        memory = self.store.memory(session_id, principal)  # validates the handle
+            session_id = await self._connection(request, principal)
+            memory, binding = self.store.memory(session_id, principal), "connection"
         record = current_call.get()
         if record is not None:
-            record.session = session_id
+            record.session = memory.session_id
         return Resolved(memory, principal, binding)
 
     def own_session(self, request: ServerRequestContext[Any, Any]) -> str | None:
@@ -207,28 +207,20 @@ class SessionBinder:
             connection_of(request).state.setdefault(_NAME_KEY, name)
         return name
 
-    async def open_named(self, principal: str, name: str) -> str:
-        """Open or resume ``principal``'s session ``name``; never torn down here."""
-        session_id, created = await self.store.open_named(principal, name)
-        if created:
-            kind = "default" if name == DEFAULT_SESSION_NAME else "named"
-            log.info("session bound session=%s binding=%s", short(session_id), kind)
-        return session_id
-
     # process (stdio) -----------------------------------------------------------------
     async def open_process_session(self) -> str:
-        return await self._process(self.anonymous_principal)
+        return (await self._process(self.anonymous_principal)).session_id
 
-    async def _process(self, principal: str) -> str:
+    async def _process(self, principal: str) -> WorkingMemory:
         if self.process_name is not None:
-            # resumed on every call: a session closed by a tool or expired comes back empty
-            return await self.open_named(principal, self.process_name)
-        if self._process_session is not None:
-            return self._process_session
-        async with self._process_lock:
-            if self._process_session is None:
-                self._process_session = await self._open(principal, "process")
-            return self._process_session
+            # a named session, never torn down here: one closed by a tool or expired
+            # comes back empty on the next call (SessionStore.named)
+            return await self.store.named(principal, self.process_name)
+        if self._process_session is None:
+            async with self._process_lock:
+                if self._process_session is None:
+                    self._process_session = await self._open(principal, "process")
+        return self.store.memory(self._process_session, principal)
 
     # connections (SSE, handshake streamable HTTP, in-memory) ---------------------------
     async def _connection(self, request: ServerRequestContext[Any, Any], principal: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from memory_core.clock import Clock
@@ -182,13 +183,45 @@ class SessionStore:
         )
         return sid, created
 
-    def memory(self, session_id: str, principal: str = LOCAL_PRINCIPAL) -> WorkingMemory:
-        """The WorkingMemory of an existing session (validated on first use)."""
+    async def named(self, principal: str, name: str) -> WorkingMemory:
+        """The WorkingMemory of ``principal``'s session ``name``, opened or resumed as
+        ``open_named`` does; the way to serve a call on a named (or the default) session.
+
+        While this process holds the session (opened or used here within its lease) this
+        makes no store call: an operation that finds it gone (closed elsewhere, expired,
+        lost) resumes it, empty, and runs once more (``WorkingMemory``'s ``resume``). So a
+        call on a named session costs one store round trip, not two.
+
+        Raises:
+            as ``open_named``.
+        """
+        if name != DEFAULT_SESSION_NAME:
+            validate_session_name(name)
+        sid = named_session_id(principal, name)
+        owned = self._owned.get(sid)
+        if owned is None or owned[0] != principal or owned[2] + owned[1] <= self.clock.now_ms():
+            await self.open_named(principal, name)
+            return self.memory(sid, principal)
+
+        async def resume() -> None:
+            await self.open_named(principal, name)
+
+        return self.memory(sid, principal, resume=resume)
+
+    def memory(
+        self,
+        session_id: str,
+        principal: str = LOCAL_PRINCIPAL,
+        *,
+        resume: Callable[[], Awaitable[object]] | None = None,
+    ) -> WorkingMemory:
+        """The WorkingMemory of an existing session (validated on first use); ``resume``
+        as in ``WorkingMemory``."""
         validate_session_id(session_id)
         owned = self._owned.get(session_id)
         if owned is not None and owned[0] == principal:
             self._owned[session_id] = (owned[0], owned[1], self.clock.now_ms())
-        return WorkingMemory(self, session_id, principal)
+        return WorkingMemory(self, session_id, principal, resume)
 
     async def touch(self, session_id: str, principal: str = LOCAL_PRINCIPAL) -> int:
         return await self.memory(session_id, principal).touch()

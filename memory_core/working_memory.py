@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from memory_core import codec
-from memory_core.errors import InvalidArgumentError
+from memory_core.errors import InvalidArgumentError, SessionNotFoundError
 from memory_core.keys import (
     checkpoint_tag,
     glob_match,
@@ -19,6 +20,9 @@ from memory_core.storage.base import SessionRef
 
 if TYPE_CHECKING:
     from memory_core.sessions import SessionStore
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAX_LABEL_LENGTH = 256
 MAX_POSITION = 2**31 - 1
@@ -34,11 +38,38 @@ class WorkingMemory:
     that also refreshes the session's idle lease.
     """
 
-    def __init__(self, store: SessionStore, session_id: str, principal: str) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        session_id: str,
+        principal: str,
+        resume: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        """Args:
+        resume: for a named session this process served without asking the store
+            whether it still exists (``SessionStore.named``): called when an operation
+            finds it gone (closed elsewhere, expired, lost), to open it again before
+            the operation runs once more. An operation that finds no session has
+            changed nothing.
+        """
         self._store = store
         self._backend = store.backend
         self._limits = store.config.limits
+        self._resume = resume
         self.ref = SessionRef(session_id, principal)
+
+    async def _on(
+        self, op: Callable[Concatenate[SessionRef, P], Awaitable[T]], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """Run one backend operation on this session (see ``resume``)."""
+        try:
+            return await op(self.ref, *args, **kw)
+        except SessionNotFoundError:
+            resume, self._resume = self._resume, None
+            if resume is None:
+                raise
+        await resume()
+        return await op(self.ref, *args, **kw)
 
     @property
     def session_id(self) -> str:
@@ -66,33 +97,33 @@ class WorkingMemory:
         validate_key(key, self._limits.max_key_length)
         ttl_ms = self._ttl_ms(ttl_seconds)
         text = codec.encode(value)
-        await self._backend.set(self.ref, key, text, ttl_ms)
+        await self._on(self._backend.set, key, text, ttl_ms)
 
     async def get(self, key: str, default: Any = None) -> Any:
         validate_key(key, self._limits.max_key_length)
-        found = await self._backend.get(self.ref, key)
+        found = await self._on(self._backend.get, key)
         return default if found is None else codec.decode(found[0])
 
     async def get_entry(self, key: str) -> Entry | None:
         """The value and remaining TTL of ``key``, or None if absent or expired."""
         validate_key(key, self._limits.max_key_length)
-        found = await self._backend.get(self.ref, key)
+        found = await self._on(self._backend.get, key)
         if found is None:
             return None
         return Entry(value=codec.decode(found[0]), ttl_ms=found[1])
 
     async def delete(self, key: str) -> bool:
         validate_key(key, self._limits.max_key_length)
-        return await self._backend.delete(self.ref, key)
+        return await self._on(self._backend.delete, key)
 
     async def exists(self, key: str) -> bool:
         validate_key(key, self._limits.max_key_length)
-        return await self._backend.exists(self.ref, key)
+        return await self._on(self._backend.exists, key)
 
     async def list_keys(self, pattern: str = "*") -> list[str]:
         """Live keys of this session matching the glob ``pattern``, sorted."""
         validate_pattern(pattern)
-        return [k for k in await self._backend.keys(self.ref) if glob_match(pattern, k)]
+        return [k for k in await self._on(self._backend.keys) if glob_match(pattern, k)]
 
     async def get_all(self, pattern: str = "*") -> dict[str, Any]:
         return {k: e.value for k, e in (await self.get_entries(pattern)).items()}
@@ -102,7 +133,7 @@ class WorkingMemory:
         validate_pattern(pattern)
         return {
             k: Entry(value=codec.decode(v), ttl_ms=ttl)
-            for k, (v, ttl) in (await self._backend.items(self.ref)).items()
+            for k, (v, ttl) in (await self._on(self._backend.items)).items()
             if glob_match(pattern, k)
         }
 
@@ -122,7 +153,7 @@ class WorkingMemory:
         validate_pattern(pattern)
         keys = [
             k
-            for k in await self._backend.keys(self.ref)
+            for k in await self._on(self._backend.keys)
             if (after is None or k > after) and glob_match(pattern, k)
         ]
         page: dict[str, Entry] = {}
@@ -131,7 +162,7 @@ class WorkingMemory:
         # every round reads at least one key further, so this ends within len(keys) rounds
         while start < len(keys) and len(page) < limit:
             chunk = keys[start : start + limit - len(page)]
-            got = await self._backend.values_of(self.ref, chunk, max(max_bytes - total, 0))
+            got = await self._on(self._backend.values_of, chunk, max(max_bytes - total, 0))
             for key, raw, ttl in got:
                 total += len(key.encode("utf-8")) + len(raw.encode("utf-8"))
                 if page and total > max_bytes:
@@ -145,7 +176,7 @@ class WorkingMemory:
 
     async def clear(self) -> int:
         """Delete every variable (task state and scratchpad stay); return how many."""
-        return await self._backend.clear(self.ref)
+        return await self._on(self._backend.clear)
 
     # task state --------------------------------------------------------------------
     async def set_task_state(self, state: TaskState) -> TaskState:
@@ -154,11 +185,11 @@ class WorkingMemory:
             raise InvalidArgumentError("state must be a TaskState")
         stored = state.model_copy(update={"updated_at": self._store.now()})
         codec.encode(stored.metadata)  # rejects non-JSON metadata with a clear error
-        await self._backend.set_task(self.ref, stored.model_dump_json())
+        await self._on(self._backend.set_task, stored.model_dump_json())
         return stored
 
     async def get_task_state(self) -> TaskState | None:
-        text = await self._backend.get_task(self.ref)
+        text = await self._on(self._backend.get_task)
         return None if text is None else TaskState.model_validate_json(text)
 
     # scratchpad --------------------------------------------------------------------
@@ -172,10 +203,10 @@ class WorkingMemory:
             content.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidArgumentError("content contains invalid unicode") from exc
-        return await self._backend.append_scratchpad(self.ref, content)
+        return await self._on(self._backend.append_scratchpad, content)
 
     async def get_scratchpad(self) -> list[str]:
-        entries, _ = await self._backend.get_scratchpad(self.ref)
+        entries, _ = await self._on(self._backend.get_scratchpad)
         return entries
 
     async def get_scratchpad_page(self, start: int, count: int) -> tuple[list[str], int]:
@@ -184,7 +215,7 @@ class WorkingMemory:
             raise InvalidArgumentError(
                 f"start must be 0 to {MAX_POSITION} and count 1 to {MAX_POSITION}"
             )
-        return await self._backend.get_scratchpad(self.ref, start, count)
+        return await self._on(self._backend.get_scratchpad, start, count)
 
     # checkpoints -------------------------------------------------------------------
     async def create_checkpoint(self, label: str | None = None) -> str:
@@ -201,8 +232,8 @@ class WorkingMemory:
                 )
             label = label or None
         self._store.check_checkpoint_room(self.ref.principal)
-        info, evicted = await self._backend.create_checkpoint(
-            self.ref, new_checkpoint_id(self.session_id), label
+        info, evicted = await self._on(
+            self._backend.create_checkpoint, new_checkpoint_id(self.session_id), label
         )
         created = CreatedCheckpoint(**info.model_dump(), evicted=evicted)
         self._store.checkpoint_created(self.ref.principal, created)
@@ -211,24 +242,24 @@ class WorkingMemory:
     async def restore_checkpoint(self, checkpoint_id: str) -> None:
         """Atomically replace this session's live state with the checkpoint."""
         checkpoint_tag(checkpoint_id)  # raises NotFoundError when malformed
-        await self._backend.restore_checkpoint(self.ref, checkpoint_id)
+        await self._on(self._backend.restore_checkpoint, checkpoint_id)
 
     async def list_checkpoints(self) -> list[CheckpointInfo]:
-        return await self._backend.list_checkpoints(self.ref)
+        return await self._on(self._backend.list_checkpoints)
 
     async def list_earlier_checkpoints(self, limit: int) -> list[CheckpointInfo]:
         """Retained checkpoints of this principal's ended sessions, newest first."""
-        return await self._backend.list_earlier_checkpoints(self.ref, limit)
+        return await self._on(self._backend.list_earlier_checkpoints, limit)
 
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
-        deleted = await self._backend.delete_checkpoint(self.ref, checkpoint_id)
+        deleted = await self._on(self._backend.delete_checkpoint, checkpoint_id)
         if deleted:
             self._store.checkpoint_deleted(checkpoint_id)
         return deleted
 
     # session -----------------------------------------------------------------------
     async def usage(self) -> Usage:
-        return await self._backend.usage(self.ref)
+        return await self._on(self._backend.usage)
 
     async def touch(self) -> int:
-        return await self._backend.touch(self.ref)
+        return await self._on(self._backend.touch)

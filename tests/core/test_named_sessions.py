@@ -13,6 +13,7 @@ from memory_core.keys import (
     named_session_id,
     session_tag,
 )
+from memory_core.storage.base import SessionRef
 from tests.support.stores import SMALL_LIMITS, Harness, HarnessFactory
 
 
@@ -57,6 +58,42 @@ async def test_two_processes_racing_for_a_name_get_one_session(
         assert [created_a, created_b].count(True) == (1 if name == "race" else 0)
     await harness.store.memory(a, "alice").set("seen", "here")
     assert await other.store.memory(a, "alice").get("seen") == "here"
+
+
+async def test_a_named_session_held_here_is_served_without_asking_the_store_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = harness.store
+    opened: list[SessionRef] = []
+    real_open = store.backend.open_session
+
+    async def counting(ref: SessionRef, lease_ms: int, *, keep: bool = False) -> bool:
+        opened.append(ref)
+        return await real_open(ref, lease_ms, keep=keep)
+
+    monkeypatch.setattr(store.backend, "open_session", counting)
+    await (await store.named("alice", "work")).set("k", 1)
+    for _ in range(3):
+        assert await (await store.named("alice", "work")).get("k") == 1
+    await (await store.named("alice", DEFAULT_SESSION_NAME)).set("d", 1)
+    assert len(opened) == 2  # once per name: every later call is one operation only
+
+
+async def test_a_named_session_closed_elsewhere_comes_back_empty_on_the_next_call(
+    harness: Harness,
+) -> None:
+    store = harness.store
+    memory = await store.named("alice", "work")
+    await memory.set("k", 1)
+    # another process (or a tool on another connection) ends it behind this one's back
+    assert await store.backend.close_session(SessionRef(memory.session_id, "alice"))
+    again = await store.named("alice", "work")
+    assert again.session_id == memory.session_id
+    await again.set("fresh", 2)  # resumed (empty), then the write runs once more
+    assert await again.get_all() == {"fresh": 2}
+    with pytest.raises(SessionNotFoundError):  # a handle is never resumed
+        await store.backend.close_session(SessionRef(memory.session_id, "alice"))
+        await store.memory(memory.session_id, "alice").get("fresh")
 
 
 @pytest.mark.parametrize(
