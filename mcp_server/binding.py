@@ -237,6 +237,9 @@ class SessionBinder:
                 return session_id
             opened = await self._open(principal, "connection")
             state[_SESSION_KEY] = opened
+            # Only first calls need the lock (later ones find the session above): a
+            # connection should not carry it (~0.8 KiB) for its whole life.
+            del state[_LOCK_KEY]
 
             async def teardown() -> None:
                 await self.close(opened, principal, "disconnect")
