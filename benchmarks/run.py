@@ -39,9 +39,10 @@ SECTIONS: dict[str, str] = {
     "core": "benchmarks.core",
     "mcp": "benchmarks.mcp",
     "http": "benchmarks.http_load",
+    "checkpoints": "benchmarks.checkpoints",
     "replicas": "benchmarks.replicas",  # not in DEFAULT_SECTIONS: starts a Redis Cluster
 }
-DEFAULT_SECTIONS = ["core", "mcp", "http"]
+DEFAULT_SECTIONS = ["core", "mcp", "http", "checkpoints"]
 
 SectionRun = Callable[[BenchContext], Awaitable[SectionResult]]
 

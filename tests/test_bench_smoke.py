@@ -101,3 +101,16 @@ def test_quick_http_section_drives_the_server_with_wrk(tmp_path: Path) -> None:
     assert all(float(r[4]) > 0 for r in rows)  # calls/s
     assert not any("NON-2XX" in note for note in http["notes"])
     assert all(t["verdict"] in ("PASS", "MISS", "SKIP") for t in http["targets"])
+
+
+def test_quick_checkpoints_section_measures_both_stores(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _bench_saving(out, sections="checkpoints")
+    assert proc.returncode == 0, proc.stderr
+    section = json.loads(out.read_text(encoding="utf-8"))["sections"]["checkpoints"]
+    [table] = section["tables"]
+    stores = [line.split("|")[1].strip() for line in table[2:]]
+    assert stores[0] == "memory"
+    assert stores[1:] == (["redis"] if os.environ.get("WM_TEST_REDIS_URL") else stores[1:])
+    assert all(float(line.split("|")[2]) > 0 for line in table[2:])  # create ms
+    assert [t["verdict"] in ("PASS", "MISS") for t in section["targets"]] == [True] * len(stores)

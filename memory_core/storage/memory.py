@@ -35,8 +35,16 @@ from memory_core.storage.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 
+CHECKPOINT_OVERHEAD = 128
+ENTRY_OVERHEAD = 16
+"""Bytes a checkpoint counts beyond its content (ids, times; per variable or scratchpad
+entry its TTL and framing): about what its JSON encoding adds, so both stores count
+about the same ``size`` (``_Checkpoint``)."""
+
+
 def _size(text: str) -> int:
-    return len(text.encode("utf-8"))
+    """UTF-8 bytes of ``text``; O(1) for ASCII text (CPython knows it is ASCII)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 @dataclass(slots=True)
@@ -53,12 +61,34 @@ class _Session:
 
 @dataclass(slots=True)
 class _Checkpoint:
+    """A checkpoint made here is kept as its ``Snapshot``: a list of the session's own
+    (immutable) strings, built in a fraction of a millisecond for a session at its
+    limits, where encoding 8 MiB of JSON would hold the event loop for ~20 ms, and
+    parsing it back as long on restore. One imported (from Redis, on copy-in) keeps the
+    JSON it came as, parsed when restored. ``size``: the bytes it holds (keys, values,
+    task state, scratchpad and label) plus ``ENTRY_OVERHEAD`` per entry and
+    ``CHECKPOINT_OVERHEAD``; the Redis store counts its JSON encoding."""
+
     session_id: str
     principal: str
     label: str | None
     created_ms: int
     expires_at: int
-    blob: str
+    size: int
+    snapshot: Snapshot | None = None
+    blob: str | None = None
+
+    def state(self) -> Snapshot:
+        if self.snapshot is not None:
+            return self.snapshot
+        assert self.blob is not None
+        return Snapshot.from_json(self.blob)
+
+    def json(self) -> str:
+        if self.blob is not None:
+            return self.blob
+        assert self.snapshot is not None
+        return self.snapshot.to_json()
 
 
 class MemoryBackend(MirrorBackend):
@@ -393,7 +423,12 @@ class MemoryBackend(MirrorBackend):
             task=sess.task,
             scratchpad=list(sess.scratchpad),
         )
-        blob = snap.to_json()
+        size = (
+            CHECKPOINT_OVERHEAD
+            + sess.bytes
+            + (_size(label) if label else 0)
+            + ENTRY_OVERHEAD * (len(snap.variables) + len(snap.scratchpad))
+        )
         live = self._live_checkpoints(ref.session_id, now)
         evicted = [cp_id for cp_id in self._session_checkpoints.get(ref.session_id, [])][
             : max(0, len(live) + 1 - self.limits.max_checkpoints)
@@ -406,14 +441,15 @@ class MemoryBackend(MirrorBackend):
             label=label,
             created_ms=now,
             expires_at=now + self.config.checkpoint_retention_seconds * 1000,
-            blob=blob,
+            size=size,
+            snapshot=snap,
         )
         self._session_checkpoints.setdefault(ref.session_id, []).append(checkpoint_id)
         info = CheckpointInfo(
             checkpoint_id=checkpoint_id,
             label=label,
             created_at=ms_to_datetime(now),
-            size=_size(blob),
+            size=size,
         )
         return info, evicted
 
@@ -435,7 +471,7 @@ class MemoryBackend(MirrorBackend):
     async def restore_checkpoint(self, ref: SessionRef, checkpoint_id: str) -> None:
         sess, now = self._session(ref)
         cp = self._find_checkpoint(ref, checkpoint_id, now)
-        snap = Snapshot.from_json(cp.blob)
+        snap = cp.state()
         self._fill(sess, snap.variables, snap.task, snap.scratchpad, now)
 
     async def list_checkpoints(self, ref: SessionRef) -> list[CheckpointInfo]:
@@ -445,7 +481,7 @@ class MemoryBackend(MirrorBackend):
                 checkpoint_id=cid,
                 label=cp.label,
                 created_at=ms_to_datetime(cp.created_ms),
-                size=_size(cp.blob),
+                size=cp.size,
             )
             for cid, cp in (
                 (c, self._checkpoints[c]) for c in self._session_checkpoints.get(ref.session_id, [])
@@ -467,7 +503,7 @@ class MemoryBackend(MirrorBackend):
                     checkpoint_id=cid,
                     label=cp.label,
                     created_at=ms_to_datetime(cp.created_ms),
-                    size=_size(cp.blob),
+                    size=cp.size,
                 )
             )
         found.sort(key=lambda info: info.created_at, reverse=True)
@@ -505,7 +541,7 @@ class MemoryBackend(MirrorBackend):
                     checkpoint_id=cid,
                     created_ms=cp.created_ms,
                     expires_in_ms=cp.expires_at - now,
-                    blob=cp.blob,
+                    blob=cp.json(),
                 )
                 for cid, cp in (
                     (c, self._checkpoints[c]) for c in self._session_checkpoints.get(session_id, [])
@@ -537,6 +573,7 @@ class MemoryBackend(MirrorBackend):
                 label=snap.label,
                 created_ms=cp.created_ms,
                 expires_at=now + cp.expires_in_ms,
+                size=_size(cp.blob),
                 blob=cp.blob,
             )
             self._session_checkpoints.setdefault(state.session_id, []).append(cp.checkpoint_id)
