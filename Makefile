@@ -16,9 +16,11 @@ DEV_LOCK := requirements/dev.txt
 LOWEST_LOCK := requirements/lowest.txt
 LOWEST := .venv-lowest
 # What the lower bounds must pass: the SDK internals we rely on, every tool, the stdio
-# and HTTP transports end to end, metrics and traces.
+# and HTTP transports end to end, metrics and traces, and the redis-py parser internals the
+# pipelined script connection uses.
 LOWEST_TESTS := tests/server/test_sdk_contract.py tests/server/test_tools.py \
-	tests/server/test_stdio_e2e.py tests/server/test_http_e2e.py tests/server/test_observability.py
+	tests/server/test_stdio_e2e.py tests/server/test_http_e2e.py tests/server/test_observability.py \
+	tests/core/test_multiplex.py
 UV_RANGE := uv>=0.9,<1
 
 .PHONY: install runtime run test lint typecheck pytest lowest lock bench reliability clean

@@ -64,10 +64,11 @@ class _Checkpoint:
     """A checkpoint made here is kept as its ``Snapshot``: a list of the session's own
     (immutable) strings, built in a fraction of a millisecond for a session at its
     limits, where encoding 8 MiB of JSON would hold the event loop for ~20 ms, and
-    parsing it back as long on restore. One imported (from Redis, on copy-in) keeps the
-    JSON it came as, parsed when restored. ``size``: the bytes it holds (keys, values,
-    task state, scratchpad and label) plus ``ENTRY_OVERHEAD`` per entry and
-    ``CHECKPOINT_OVERHEAD``; the Redis store counts its JSON encoding."""
+    parsing it back as long on restore. One imported (from Redis, on copy-in) or written
+    to Redis (write-back after an outage) is held as its JSON, parsed when restored.
+    ``size``: the bytes it holds (keys, values, task state, scratchpad and label) plus
+    ``ENTRY_OVERHEAD`` per entry and ``CHECKPOINT_OVERHEAD``; the Redis store counts
+    its JSON encoding."""
 
     session_id: str
     principal: str
@@ -85,10 +86,13 @@ class _Checkpoint:
         return Snapshot.from_json(self.blob)
 
     def json(self) -> str:
-        if self.blob is not None:
-            return self.blob
-        assert self.snapshot is not None
-        return self.snapshot.to_json()
+        """The JSON, made once: write-back exports a dirty session again after every
+        change during an outage, checkpoints and all. From then on the checkpoint is
+        held as this JSON only (parsed if it is restored)."""
+        if self.blob is None:
+            assert self.snapshot is not None
+            self.blob, self.snapshot = self.snapshot.to_json(), None
+        return self.blob
 
 
 class MemoryBackend(MirrorBackend):
