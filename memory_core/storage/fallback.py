@@ -90,6 +90,11 @@ OUTAGE_UNKNOWN_SESSION = (
 STORE_FULL_CAUSE = "Redis is out of memory (maxmemory reached) and refuses writes"
 
 
+FINISH_WAIT_SECONDS = 1.0
+"""How long a change waits for the write-back's last passes (they write only what changed
+meanwhile, in milliseconds): long enough for them, short enough that no call stalls on a
+write-back that is slow (huge sessions) or fails; after it the call goes to the mirror."""
+
 EXPIRY_MARGIN_MS = 2000
 """A session the mirror holds for less than this may simply have expired in Redis: the
 scripts refresh a lease at most once a second (``refresh_read``), the mirror on every
@@ -166,6 +171,9 @@ class CircuitBreakerBackend(Backend):
         self._outage_cause: str | None = None
         self._misconfigured: StorageMisconfiguredError | None = None
         self._full = False
+        # Set while write-back makes its last passes (FallbackBackend._restore): changes
+        # wait for it (at most FINISH_WAIT_SECONDS) instead of dirtying the mirror again.
+        self._finishing: asyncio.Event | None = None
 
     @property
     def mode(self) -> str:
@@ -332,6 +340,15 @@ class CircuitBreakerBackend(Backend):
             call: runs the operation on a backend (Redis, or the mirror).
             follow: what the mirror applies after Redis acknowledged (default ``call``).
         """
+        finishing = self._finishing
+        if finishing is not None and op not in (Op.READ, Op.COPY_OUT):
+            # Busy clients would otherwise keep re-dirtying sessions faster than the
+            # write-back's passes drain them, and the breaker would not close (seen: 12-17 s
+            # under the chaos workload). The wait ends with the write-back, which answers
+            # this call from Redis, or after FINISH_WAIT_SECONDS, from the mirror.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FINISH_WAIT_SECONDS):
+                    await finishing.wait()
         if op is Op.COPY_OUT or (op is Op.READ and self._reads_unlocked(ref.session_id)):
             # Reads change nothing in the mirror but its lease, so they need no ordering
             # with writes: skip the lock on the hot path.
@@ -570,12 +587,25 @@ class FallbackBackend(CircuitBreakerBackend):
         await super().close()
 
     async def _restore(self, *, restarted: bool) -> int:
+        try:
+            return await self._restore_passes(restarted=restarted)
+        finally:
+            # The caller closes the breaker without awaiting: the calls that waited run
+            # after it, on Redis (or, if write-back failed, on the mirror again).
+            if self._finishing is not None:
+                self._finishing.set()
+                self._finishing = None
+
+    async def _restore_passes(self, *, restarted: bool) -> int:
         mirror = self.mirror
         written = 0
         # Until nothing is left: every await below lets calls change the mirror (the
-        # breaker is still open), and those changes must be written too.
+        # breaker is still open), and those changes must be written too. From the second
+        # pass on, changes wait for the write-back to end (``_finishing``).
         first = True
         while first or self._dirty or self._closed_in_outage:
+            if not first and self._finishing is None:
+                self._finishing = asyncio.Event()
             targets = mirror.session_ids() if first and restarted else list(self._dirty)
             first = False
             if targets:

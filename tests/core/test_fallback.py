@@ -455,3 +455,43 @@ async def test_named_sessions_in_an_outage_never_overwrite_redis(
         assert await view.memory(used, "alice").get("outage") == 1  # written back
     finally:
         await view.close()
+
+
+async def test_write_back_finishes_while_clients_keep_writing(
+    redis_server: RedisProcess, store_on: SessionStore, key_prefix: str
+) -> None:
+    """Write-back passes until nothing is dirty; clients served from the mirror meanwhile
+    dirty sessions again. Unpaced writers used to outrun the passes for good (the breaker
+    never closed). From the second pass on, changes wait for the write-back instead."""
+    store = store_on
+    sessions = [await store.open("alice") for _ in range(5)]
+    acked: dict[str, int] = {}
+    writing = True
+
+    async def writer(sid: str) -> None:
+        m = store.memory(sid, "alice")
+        i = 0
+        while writing:
+            await m.set("k", i)
+            acked[sid] = i
+            i += 1
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(writer(sid)) for sid in sessions]
+    try:
+        await asyncio.sleep(0.1)
+        redis_server.kill()
+        await wait_mode(store, "fallback")
+        await asyncio.sleep(0.2)  # every writer is on the mirror now
+        redis_server.start()
+        assert await wait_mode(store, "redis", limit=5.0) < 5.0
+        await asyncio.sleep(0.1)  # and back on Redis
+    finally:
+        writing = False
+        await asyncio.gather(*tasks)
+    view = await redis_view(redis_server.url, key_prefix)
+    try:
+        for sid in sessions:
+            assert await view.memory(sid, "alice").get("k") == acked[sid]
+    finally:
+        await view.close()
