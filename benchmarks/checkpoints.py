@@ -23,6 +23,7 @@ import uuid
 
 from benchmarks.context import BenchContext
 from benchmarks.report import SectionResult, Target
+from benchmarks.stats import percentile
 from memory_core import SessionStore, StoreConfig, WorkingMemory
 from memory_core.storage.factory import backend_from_url
 from tests.support.redis_keys import delete_prefix_at
@@ -32,11 +33,6 @@ TITLE = "checkpoints: create/restore at the limits, and every other call meanwhi
 KEYS = 1000
 VALUE = "x" * 8000
 STALL_LIMIT_MS = 5.0
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def _fill(memory: WorkingMemory) -> None:
@@ -104,10 +100,10 @@ async def _measure(store: SessionStore, rounds: int) -> dict[str, float]:
         "restore_ms": statistics.median(restores),
         "idle_stall_ms": idle_stall,
         "stall_ms": max(stalls, default=0.0),
-        "base_p50": _pct(baseline, 0.5),
-        "base_p99": _pct(baseline, 0.99),
-        "load_p50": _pct(loaded, 0.5),
-        "load_p99": _pct(loaded, 0.99),
+        "base_p50": percentile(sorted(baseline), 50),
+        "base_p99": percentile(sorted(baseline), 99),
+        "load_p50": percentile(sorted(loaded), 50),
+        "load_p99": percentile(sorted(loaded), 99),
     }
 
 

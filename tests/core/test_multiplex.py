@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,15 @@ def connection(server: RedisProcess, *, command_timeout: float = 2.0) -> ScriptC
     )
 
 
+@pytest.fixture
+async def scripts(own_redis: RedisProcess) -> AsyncIterator[ScriptConnection]:
+    shared = connection(own_redis)
+    try:
+        yield shared
+    finally:
+        await shared.close()
+
+
 async def clients_of(server: RedisProcess) -> int:
     """Connections Redis has open, not counting the one asking."""
     admin = aioredis.Redis(port=server.port)
@@ -48,49 +57,40 @@ async def clients_of(server: RedisProcess) -> int:
 
 
 async def test_concurrent_calls_share_one_connection_and_get_their_own_replies(
-    own_redis: RedisProcess,
+    own_redis: RedisProcess, scripts: ScriptConnection
 ) -> None:
-    scripts = connection(own_redis)
-    try:
-        replies = await asyncio.gather(*(scripts.execute("ECHO", f"v{i}") for i in range(200)))
-        assert replies == [f"v{i}" for i in range(200)]
-        assert await clients_of(own_redis) == 1
-    finally:
-        await scripts.close()
+    replies = await asyncio.gather(*(scripts.execute("ECHO", f"v{i}") for i in range(200)))
+    assert replies == [f"v{i}" for i in range(200)]
+    assert await clients_of(own_redis) == 1
+    await scripts.close()
     assert await clients_of(own_redis) == 0
 
 
-async def test_an_error_reply_fails_only_its_own_call(own_redis: RedisProcess) -> None:
-    scripts = connection(own_redis)
-    try:
-        calls = [
-            scripts.execute("ECHO", "before"),
-            scripts.execute("EVALSHA", "0" * 40, 0),
-            scripts.execute("ECHO", "after"),
-        ]
-        before, missing, after = await asyncio.gather(*calls, return_exceptions=True)
-        assert (before, after) == ("before", "after")
-        assert isinstance(missing, ResponseError) and "NOSCRIPT" in type(missing).__name__.upper()
-    finally:
-        await scripts.close()
+async def test_an_error_reply_fails_only_its_own_call(scripts: ScriptConnection) -> None:
+    calls = [
+        scripts.execute("ECHO", "before"),
+        scripts.execute("EVALSHA", "0" * 40, 0),
+        scripts.execute("ECHO", "after"),
+    ]
+    before, missing, after = await asyncio.gather(*calls, return_exceptions=True)
+    assert (before, after) == ("before", "after")
+    assert isinstance(missing, ResponseError) and "NOSCRIPT" in type(missing).__name__.upper()
 
 
-async def test_a_cancelled_call_leaves_every_other_reply_in_place(own_redis: RedisProcess) -> None:
-    scripts = connection(own_redis)
-    try:
-        tasks = [asyncio.create_task(scripts.execute("ECHO", f"v{i}")) for i in range(50)]
-        await asyncio.sleep(0)  # all queued, none answered
-        for task in tasks[::3]:
-            task.cancel()
-        done = await asyncio.gather(*tasks, return_exceptions=True)
-        for i, result in enumerate(done):
-            if i % 3:
-                assert result == f"v{i}"
-            else:
-                assert isinstance(result, asyncio.CancelledError)
-        assert await scripts.execute("ECHO", "next") == "next"
-    finally:
-        await scripts.close()
+async def test_a_cancelled_call_leaves_every_other_reply_in_place(
+    scripts: ScriptConnection,
+) -> None:
+    tasks = [asyncio.create_task(scripts.execute("ECHO", f"v{i}")) for i in range(50)]
+    await asyncio.sleep(0)  # all queued, none answered
+    for task in tasks[::3]:
+        task.cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    for i, result in enumerate(done):
+        if i % 3:
+            assert result == f"v{i}"
+        else:
+            assert isinstance(result, asyncio.CancelledError)
+    assert await scripts.execute("ECHO", "next") == "next"
 
 
 async def test_a_hung_server_fails_every_waiting_call_then_the_next_call_reconnects(
@@ -116,18 +116,14 @@ async def test_a_hung_server_fails_every_waiting_call_then_the_next_call_reconne
 
 
 async def test_a_restarted_server_fails_the_calls_then_the_next_call_reconnects(
-    own_redis: RedisProcess,
+    own_redis: RedisProcess, scripts: ScriptConnection
 ) -> None:
-    scripts = connection(own_redis)
-    try:
-        assert await scripts.execute("ECHO", "up") == "up"
-        own_redis.kill()
-        with pytest.raises(RedisConnectionError):
-            await scripts.execute("ECHO", "down")
-        own_redis.start()
-        assert await scripts.execute("ECHO", "back") == "back"
-    finally:
-        await scripts.close()
+    assert await scripts.execute("ECHO", "up") == "up"
+    own_redis.kill()
+    with pytest.raises(RedisConnectionError):
+        await scripts.execute("ECHO", "down")
+    own_redis.start()
+    assert await scripts.execute("ECHO", "back") == "back"
 
 
 async def test_password_and_database_come_from_the_url() -> None:

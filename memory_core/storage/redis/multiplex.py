@@ -215,6 +215,7 @@ class ScriptConnection:
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Link:
         host, port, path = self._address
         link = _Link(loop, self._command_timeout)
+        opened = False
         try:
             async with asyncio.timeout(self._connect_timeout):
                 if path is not None:
@@ -222,15 +223,14 @@ class ScriptConnection:
                 else:
                     await loop.create_connection(lambda: link, host, port)
                 await self._handshake(link)
+            opened = True
         except TimeoutError:
-            link.fail(RedisTimeoutError("Timeout connecting to Redis"))
             raise RedisTimeoutError("Timeout connecting to Redis") from None
         except OSError as exc:
-            link.fail(RedisConnectionError(str(exc)))
             raise RedisConnectionError(f"Error connecting to Redis: {exc}") from exc
-        except BaseException as exc:
-            link.fail(RedisConnectionError("Connection closed."))
-            raise exc
+        finally:
+            if not opened:  # refused, timed out, AUTH/SELECT refused, cancelled
+                link.fail(RedisConnectionError("Connection closed."))
         return link
 
     async def _handshake(self, link: _Link) -> None:
